@@ -1,0 +1,178 @@
+"""Named shims that let Megatron-Core 0.16-0.19 run on a CPU-only torch build with gloo.
+
+Megatron-Core builds models on CPU, but a few places call CUDA unconditionally. Each shim below
+patches exactly one such place, says what fails without it, and is applied only when CUDA is absent
+(`apply_cpu_shims`). GPU runs never touch this module. `tests/integration/test_compat_necessity.py`
+runs Megatron-Core with each shim left out and fails if a shim stopped being needed or another
+became necessary.
+
+The CPU generator stands in for "the CUDA generator": Megatron's RNG tracker keeps named generator
+states (data-parallel, tensor-parallel, expert-parallel) and forks between them; on CPU those states
+are CPU generator states, so dropout and initialisation stay reproducible under `torch.manual_seed`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+
+@dataclass(frozen=True)
+class Shim:
+    """One patch of Megatron-Core or torch.cuda, with the failure it prevents."""
+
+    name: str
+    apply: Callable[[], None]
+    failure_without: str  # a substring of the error Megatron-Core raises without this shim
+    needed_for: str  # the smallest scenario that hits the failure
+
+
+def _patch_rng_tracker() -> None:
+    """`CudaRNGStatesTracker.add/fork` read and write `torch.cuda` generator states."""
+    from megatron.core.tensor_parallel import random as mcore_random
+
+    def get_state(device="cuda", clone=False, graph_safe=False):  # noqa: ARG001 (Megatron's signature)
+        return torch.get_rng_state()
+
+    def set_state(new_state, device=-1, graph_safe=False):  # noqa: ARG001
+        torch.set_rng_state(new_state)
+
+    def add(self, name, seed):
+        # Same bookkeeping as Megatron's `add`, with the CPU generator as the tracked generator.
+        self._is_initialized = True
+        if seed in self.seeds_:
+            raise Exception(f"seed {seed} already exists")
+        self.seeds_.add(seed)
+        if name in self.states_:
+            raise Exception(f"rng state {name} already exists")
+        outer_state = torch.get_rng_state()
+        torch.manual_seed(seed)
+        self.states_[name] = torch.get_rng_state()
+        torch.set_rng_state(outer_state)
+
+    mcore_random._get_cuda_rng_state = get_state
+    mcore_random._set_cuda_rng_state = set_state
+    mcore_random.CudaRNGStatesTracker.add = add
+
+
+def _patch_current_device() -> None:
+    """`torch.cuda.current_device()` is used as a `device=` argument (rotary frequencies, router,
+    tensor-parallel buffers, all-to-all outputs); the CPU is the current device here."""
+    torch.cuda.current_device = lambda: torch.device("cpu")
+
+
+class _InertEvent:
+    """A CUDA event on a device that runs everything in order: always complete."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def record(self, *args, **kwargs):
+        pass
+
+    def wait(self, *args, **kwargs):
+        pass
+
+    def synchronize(self):
+        pass
+
+    def query(self):
+        return True
+
+
+class _InertStream:
+    """A CUDA stream on a device with one in-order queue: waiting on it is a no-op."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def wait_stream(self, *args, **kwargs):
+        pass
+
+    def wait_event(self, *args, **kwargs):
+        pass
+
+    def record_event(self, *args, **kwargs):
+        return _InertEvent()
+
+    def synchronize(self):
+        pass
+
+    def __eq__(self, other):
+        return isinstance(other, _InertStream)
+
+    def __hash__(self):
+        return 0
+
+
+def _patch_cuda_streams() -> None:
+    """The all-to-all token dispatcher creates `torch.cuda.Stream()` and events for overlapping its
+    device-to-host copies of split sizes; CPU work is in order, so inert streams are exact."""
+    the_stream = _InertStream()
+    torch.cuda.Stream = _InertStream
+    torch.cuda.Event = _InertEvent
+    torch.cuda.current_stream = lambda *args, **kwargs: the_stream
+    torch.cuda.default_stream = lambda *args, **kwargs: the_stream
+    torch.cuda.stream = lambda stream=None: contextlib.nullcontext()
+    torch.cuda.synchronize = lambda *args, **kwargs: None
+
+
+def _patch_split_sizes_to_host() -> None:
+    """With EP > 1 the all-to-all dispatcher turns its split sizes into host lists through
+    `maybe_move_tensor_to_cpu`, which converts only CUDA tensors; CPU tensors then reach
+    `all_to_all_single` and fail its argument check."""
+    import megatron.core.transformer.moe.moe_utils as moe_utils
+    import megatron.core.transformer.moe.token_dispatcher as token_dispatcher
+
+    original = moe_utils.maybe_move_tensor_to_cpu
+
+    def move_to_host(tensor, as_numpy=False, record_stream=False):
+        if torch.is_tensor(tensor) and not tensor.is_cuda:
+            return tensor.numpy() if as_numpy else tensor
+        return original(tensor, as_numpy=as_numpy, record_stream=record_stream)
+
+    moe_utils.maybe_move_tensor_to_cpu = move_to_host
+    token_dispatcher.maybe_move_tensor_to_cpu = move_to_host
+
+
+_FACTORIES_WITH_DEVICE = ("tensor", "zeros", "ones", "empty", "full", "arange", "randn", "empty_like", "zeros_like")
+
+
+def _on_cpu(device):
+    if device is not None and torch.device(device).type == "cuda":
+        return torch.device("cpu")
+    return device
+
+
+def _patch_cuda_device_is_cpu() -> None:
+    """Megatron-Core creates tensors with `device="cuda"` (the default causal mask of the local
+    attention, pipeline schedules, optimizer) and moves tensors with `.cuda()` (embedding sync
+    between pipeline stages). On a CPU-only build the
+    CPU is the only device, so those requests are served there. Only tensor factories and
+    `Tensor.cuda` are wrapped: no per-op hook, no cost to the forward pass."""
+
+    def serve_on_cpu(factory):
+        @functools.wraps(factory)
+        def factory_on_cpu(*args, **kwargs):
+            if "device" in kwargs:
+                kwargs["device"] = _on_cpu(kwargs["device"])
+            return factory(*args, **kwargs)
+
+        return factory_on_cpu
+
+    for name in _FACTORIES_WITH_DEVICE:
+        setattr(torch, name, serve_on_cpu(getattr(torch, name)))
+    torch.Tensor.cuda = lambda self, *args, **kwargs: self
+
+
+CPU_SHIMS: tuple[Shim, ...] = (
+    Shim("rng_tracker", _patch_rng_tracker, "Torch not compiled with CUDA enabled", "seed the RNG tracker"),
+    Shim("current_device", _patch_current_device, "Torch not compiled with CUDA enabled", "build a RoPE GPTModel"),
+    Shim("cuda_streams", _patch_cuda_streams, "torch.cuda.Stream requires CUDA support", "all-to-all dispatcher"),
+    Shim("split_sizes_to_host", _patch_split_sizes_to_host, "all_to_all_single", "forward with EP=2"),
+    Shim("cuda_device_is_cpu", _patch_cuda_device_is_cpu, "Torch not compiled with CUDA enabled", "pipeline schedule step"),
+)

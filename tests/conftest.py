@@ -1,0 +1,42 @@
+"""Shared pytest fixtures: the real public data beside the project, and CPU-only process setup."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """`../shared/data` (real MIMIC/SynPUF/GEM files, read in place); skips the test where absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real public data not found at {SHARED_DATA} (see ../shared/data/README.md)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def single_process_world():
+    """A one-process gloo world with Megatron-Core's parallel state (TP=PP=EP=1), for in-process tests."""
+    from sparseehr_mcore.config import ParallelConfig
+    from sparseehr_mcore.distributed import initialize_distributed
+
+    return initialize_distributed(ParallelConfig(), seed=1234)
+
+
+@pytest.fixture
+def build_tiny(single_process_world):
+    """Build a tiny model (optionally with ModelConfig overrides) from a fixed seed on one process."""
+    from sparseehr_mcore.config import ModelConfig, ParallelConfig
+    from sparseehr_mcore.distributed import seed_everything
+    from sparseehr_mcore.model.builder import build_model
+
+    def build(seed: int = 1234, **overrides):
+        config = ModelConfig.from_preset("tiny", **overrides)
+        seed_everything(seed)
+        return config, build_model(config, ParallelConfig())
+
+    return build
