@@ -37,7 +37,7 @@ def _batch(config, batch_size: int = 4):
 
 
 def test_te_spec_matches_local_spec_forward(single_process_world, tmp_path):
-    from sparseehr_mcore.model.weights import load_weights, save_weights
+    from sparseehr_mcore.checkpointing.weights import load_weights, save_weights
 
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False

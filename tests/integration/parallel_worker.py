@@ -46,7 +46,7 @@ def main(argv=None) -> None:
     from sparseehr_mcore.distributed import initialize_distributed, shutdown_distributed
     from sparseehr_mcore.model.builder import build_model
     from sparseehr_mcore.model.introspect import count_built_parameters
-    from sparseehr_mcore.model.weights import load_weights, save_weights
+    from sparseehr_mcore.checkpointing.weights import load_weights, save_weights
 
     from megatron.core.pipeline_parallel import get_forward_backward_func
 

@@ -55,7 +55,7 @@ def test_local_spec_uses_a_sequence_parallel_capable_norm():
 def test_importing_the_package_prints_nothing():
     code = (
         "import sparseehr_mcore, sparseehr_mcore.config, sparseehr_mcore.model.builder, "
-        "sparseehr_mcore.distributed, sparseehr_mcore.model.weights, sparseehr_mcore.model.introspect"
+        "sparseehr_mcore.distributed, sparseehr_mcore.checkpointing.weights, sparseehr_mcore.model.introspect"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert (done.stdout, done.stderr) == ("", "")
