@@ -43,6 +43,7 @@ class CheckpointMetadata:
     parallel: ParallelConfig  # the layout it was saved under (it loads under any compatible one)
     iteration: int
     kind: str = "training"  # "training" (weights + optimizer + RNG) or "weights"
+    world_size: int | None = None  # processes that saved it (RNG states are per process)
     format_version: int = FORMAT_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -50,6 +51,7 @@ class CheckpointMetadata:
             "format_version": self.format_version,
             "kind": self.kind,
             "iteration": self.iteration,
+            "world_size": self.world_size,
             "model": self.model.to_dict(),
             "parallel": self.parallel.to_dict(),
         }
@@ -64,6 +66,7 @@ class CheckpointMetadata:
             parallel=ParallelConfig.from_dict(values["parallel"], where=f"{where} (parallel)"),
             iteration=int(values["iteration"]),
             kind=values.get("kind", "training"),
+            world_size=values.get("world_size"),
         )
 
 

@@ -28,7 +28,10 @@ class Shim:
     name: str
     apply: Callable[[], None]
     failure_without: str  # a substring of the error Megatron-Core raises without this shim
-    needed_for: str  # the smallest scenario that hits the failure
+    # The smallest scenario that hits the failure: "model_step" (build, forward, backward through
+    # the pipeline schedule), "expert_parallel" (the same with EP=2), "training_step" (with the
+    # Megatron optimizer: clipping, DDP).
+    scenario: str
 
 
 def _patch_rng_tracker() -> None:
@@ -169,10 +172,30 @@ def _patch_cuda_device_is_cpu() -> None:
     torch.Tensor.cuda = lambda self, *args, **kwargs: self
 
 
+def _patch_clip_grads() -> None:
+    """`clip_grad_by_total_norm_fp32` asserts every gradient is a `torch.cuda.FloatTensor` before
+    scaling it; CPU fp32 gradients fail that check. The CPU version scales the same gradients by the
+    same coefficient (Megatron's own `max_norm / (total_norm + 1e-6)`, applied when below 1)."""
+    import megatron.core.optimizer.clip_grads as clip_grads
+    import megatron.core.optimizer.optimizer as optimizer_module
+    from megatron.core.utils import to_local_if_dtensor
+
+    def clip_grad_by_total_norm_fp32(parameters, max_norm, total_norm, use_decoupled_grad=False):
+        attribute = "decoupled_grad" if use_decoupled_grad else "grad"
+        grads = [to_local_if_dtensor(getattr(p, attribute)).detach() for p in parameters if getattr(p, attribute, None) is not None]
+        clip_coeff = max_norm / (total_norm + 1.0e-6)
+        if clip_coeff < 1.0:
+            torch._foreach_mul_(grads, clip_coeff)
+
+    clip_grads.clip_grad_by_total_norm_fp32 = clip_grad_by_total_norm_fp32
+    optimizer_module.clip_grad_by_total_norm_fp32 = clip_grad_by_total_norm_fp32
+
+
 CPU_SHIMS: tuple[Shim, ...] = (
-    Shim("rng_tracker", _patch_rng_tracker, "Torch not compiled with CUDA enabled", "seed the RNG tracker"),
-    Shim("current_device", _patch_current_device, "Torch not compiled with CUDA enabled", "build a RoPE GPTModel"),
-    Shim("cuda_streams", _patch_cuda_streams, "torch.cuda.Stream requires CUDA support", "all-to-all dispatcher"),
-    Shim("split_sizes_to_host", _patch_split_sizes_to_host, "all_to_all_single", "forward with EP=2"),
-    Shim("cuda_device_is_cpu", _patch_cuda_device_is_cpu, "Torch not compiled with CUDA enabled", "pipeline schedule step"),
+    Shim("rng_tracker", _patch_rng_tracker, "Torch not compiled with CUDA enabled", "model_step"),
+    Shim("current_device", _patch_current_device, "Torch not compiled with CUDA enabled", "model_step"),
+    Shim("cuda_streams", _patch_cuda_streams, "torch.cuda.Stream requires CUDA support", "model_step"),
+    Shim("split_sizes_to_host", _patch_split_sizes_to_host, "all_to_all_single", "expert_parallel"),
+    Shim("clip_grads", _patch_clip_grads, "torch.cuda.FloatTensor", "training_step"),
+    Shim("cuda_device_is_cpu", _patch_cuda_device_is_cpu, "Torch not compiled with CUDA enabled", "model_step"),
 )

@@ -73,6 +73,40 @@ class ModelConfig:
     # Backend: "te" needs Transformer Engine and CUDA; "auto" picks te where both exist, else local.
     transformer_impl: str = "auto"
 
+    HELP = {
+        "name": "a label for this architecture (presets set it)",
+        "num_layers": "transformer layers",
+        "hidden_size": "model width",
+        "dense_prefix_layers": "D: how many leading layers are dense; the rest are MoE",
+        "num_attention_heads": "query heads",
+        "num_query_groups": "key/value heads (GQA); equal to num_attention_heads for plain attention",
+        "kv_channels": "head dimension (default: hidden_size / num_attention_heads)",
+        "ffn_hidden_size": "SwiGLU width of the dense layers",
+        "normalization": "RMSNorm or LayerNorm",
+        "norm_epsilon": "epsilon of the norms",
+        "qkv_bias": "add biases to the query/key/value projections",
+        "rotary_base": "RoPE base frequency (theta)",
+        "hidden_dropout": "dropout after attention and MLP",
+        "attention_dropout": "dropout on attention probabilities",
+        "init_method_std": "standard deviation of the normal weight init",
+        "num_experts": "routed experts per MoE layer",
+        "moe_ffn_hidden_size": "SwiGLU width of each routed expert",
+        "router_topk": "routed experts per token (the paper: 1)",
+        "router_pre_softmax": "softmax over all experts before top-k (required for top-1)",
+        "router_dtype": "router logits precision: fp32, fp64 or none (params dtype)",
+        "shared_expert_ffn_hidden_size": "SwiGLU width of the shared expert (0: none)",
+        "shared_expert_gate": "sigmoid gate on the shared expert's output",
+        "aux_loss_type": "load balancing: aux_loss, seq_aux_loss, global_aux_loss or none",
+        "aux_loss_coeff": "load-balancing loss coefficient",
+        "z_loss_coeff": "router z-loss coefficient (0: off)",
+        "token_dispatcher": "MoE token dispatcher: alltoall or allgather",
+        "vocab_size": "tokenizer vocabulary size; 'tokenizer' in a run config takes it from the data",
+        "vocab_size_divisible_by": "embedding rows are padded to a multiple of this",
+        "seq_length": "training sequence length (one patient per sequence)",
+        "tie_embeddings": "share the input embedding and the output projection",
+        "transformer_impl": "auto (TE where TE and CUDA exist), te, or local",
+    }
+
     def __post_init__(self) -> None:
         problems = self.problems()
         if problems:
@@ -198,12 +232,12 @@ class ModelConfig:
         return cls.from_dict(values, where=str(path))
 
     @classmethod
-    def from_preset(cls, name: str, **overrides: Any) -> "ModelConfig":
+    def from_preset(cls, preset: str, **overrides: Any) -> "ModelConfig":
         """A named preset (`paper`, `small`, `tiny`) with optional field overrides."""
-        if name not in PRESETS:
-            raise ConfigError(f"unknown model preset {name!r}; available: {', '.join(PRESETS)}")
-        values = {**PRESETS[name], **overrides}
-        return cls.from_dict(values, where=f"preset {name!r}")
+        if preset not in PRESETS:
+            raise ConfigError(f"unknown model preset {preset!r}; available: {', '.join(PRESETS)}")
+        values = {**PRESETS[preset], **overrides}
+        return cls.from_dict(values, where=f"preset {preset!r}")
 
     def replace(self, **changes: Any) -> "ModelConfig":
         return dataclasses.replace(self, **changes)

@@ -21,6 +21,14 @@ class ParallelConfig:
     # None: on whenever TP > 1. Megatron-Core's MoE layer requires it with TP > 1.
     sequence_parallel: bool | None = None
 
+    HELP = {
+        "tensor_model_parallel_size": "tensor parallel size (TP)",
+        "pipeline_model_parallel_size": "pipeline parallel size (PP)",
+        "expert_model_parallel_size": "expert parallel size (EP)",
+        "expert_tensor_parallel_size": "tensor parallel size inside experts (default: TP)",
+        "sequence_parallel": "sequence parallelism (default: on when TP > 1; required for MoE with TP > 1)",
+    }
+
     def __post_init__(self) -> None:
         for key in ("tensor_model_parallel_size", "pipeline_model_parallel_size", "expert_model_parallel_size"):
             value = getattr(self, key)

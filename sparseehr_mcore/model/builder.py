@@ -17,6 +17,7 @@ def build_model(
     *,
     precision: str = "fp32",
     recompute: bool = False,
+    per_token_loss: bool = False,
     pp_rank: int | None = None,
 ) -> GPTModel:
     """The GPTModel for this process's place in the parallel layout.
@@ -29,12 +30,15 @@ def build_model(
         parallel: the parallel layout.
         precision: `fp32`, `bf16` or `fp8` (see `to_transformer_config`).
         recompute: full activation recomputation.
+        per_token_loss: see `to_transformer_config`.
         pp_rank: the pipeline stage to build; defaults to this process's stage.
     """
     apply_compat()
     parallel.validate(model)
     impl = resolve_transformer_impl(model.transformer_impl)
-    config = to_transformer_config(model, parallel, precision=precision, transformer_impl=impl, recompute=recompute)
+    config = to_transformer_config(
+        model, parallel, precision=precision, transformer_impl=impl, recompute=recompute, per_token_loss=per_token_loss
+    )
     if pp_rank is None:
         pp_rank = parallel_state.get_pipeline_model_parallel_rank()
     last_stage = parallel.pp - 1

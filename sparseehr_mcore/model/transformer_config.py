@@ -19,6 +19,7 @@ def to_transformer_config(
     precision: str = "fp32",
     transformer_impl: str = "local",
     recompute: bool = False,
+    per_token_loss: bool = False,
 ) -> TransformerConfig:
     """Megatron-Core's TransformerConfig for `model` laid out as `parallel`.
 
@@ -28,6 +29,8 @@ def to_transformer_config(
         precision: `fp32` (CPU, tests), `bf16`, or `fp8` (bf16 weights, FP8 matmuls; TE only).
         transformer_impl: the resolved backend, `te` or `local` (see `specs.resolve_transformer_impl`).
         recompute: recompute whole layers in the backward pass to save activation memory.
+        per_token_loss: the loss function returns (sum, token count): gradients are averaged per
+            target token over the global batch (and the MoE aux loss is scaled to match).
     """
     if precision not in PRECISIONS:
         raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
@@ -85,5 +88,6 @@ def to_transformer_config(
         recompute_granularity="full" if recompute else None,
         recompute_method="uniform" if recompute else None,
         recompute_num_layers=1 if recompute else None,
+        calculate_per_token_loss=per_token_loss,
         cuda_graph_scope=[],  # the default ("full") warns as deprecated on every construction
     )

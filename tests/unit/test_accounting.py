@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import subprocess
 import sys
 
@@ -15,7 +16,7 @@ from sparseehr_mcore.model.accounting import count_parameters, flops_per_token
 from sparseehr_mcore.model.introspect import count_built_parameters
 from sparseehr_mcore.model.stats_cli import main as model_stats_main
 
-from conftest import REPO_ROOT
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 VARIANTS = [
     {},

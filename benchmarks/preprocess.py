@@ -1,0 +1,129 @@
+"""Preprocessing throughput and memory on a generated cohort, against a plain read of the same files.
+
+    python benchmarks/preprocess.py [--events 1000000] [--scale 2] [--workers 1,2] [--keep DIR]
+
+For each input size (`--events`, and `--events x --scale`) and worker count it runs
+tools/preprocess_ehr.py in a fresh process and prints events/s, the ratio of the preprocessing time
+to the time polars needs just to read the same CSV files, and the peak resident memory of the
+run's processes (the largest single process: main or worker). It then projects the time for 50
+million patients from the measured throughput. Figures go to docs/benchmarks.md (## Preprocessing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+REPO = Path(__file__).resolve().parents[1]
+EVENTS_PER_PATIENT = 20
+# Real code shapes so that harmonisation does its normal work (ICD-9 through the GEM, ICD-10 cut).
+ICD10 = ["E119", "I10", "J45909", "N179", "K219", "F329", "M545", "E785", "I2510", "J449", "Z23", "R0789"]
+ICD9 = ["25000", "4019", "41401", "4280", "42731", "5849", "2724", "49390", "53081", "30000"]
+CPT = ["99213", "99214", "80053", "85025", "93000", "G0378", "36415", "71046"]
+
+
+def generate(directory: Path, *, events: int, seed: int) -> None:
+    """A generic events table (+ patients) with `events` rows, EVENTS_PER_PATIENT per patient on average."""
+    rng = np.random.default_rng(seed)
+    patients = max(1, events // EVENTS_PER_PATIENT)
+    directory.mkdir(parents=True, exist_ok=True)
+    ids = np.char.add("p", rng.integers(0, patients, events).astype(str))
+    systems = rng.choice(np.array(["ICD10CM", "ICD9CM", "CPT"]), events, p=[0.5, 0.2, 0.3])
+    codes = np.where(systems == "ICD10CM", rng.choice(ICD10, events),
+                     np.where(systems == "ICD9CM", rng.choice(ICD9, events), rng.choice(CPT, events)))
+    days = np.datetime64("2010-01-01") + rng.integers(0, 4000, events).astype("timedelta64[D]")
+    pl.DataFrame({"patient_id": ids, "date": days.astype(str), "code_system": systems, "code": codes}).write_csv(
+        directory / "events.csv")
+    pl.DataFrame({
+        "patient_id": np.char.add("p", np.arange(patients).astype(str)),
+        "sex": rng.choice(["F", "M"], patients), "birth_year": rng.integers(1930, 2010, patients),
+        "region": rng.choice(["NE", "MW", "S", "W"], patients),
+    }).write_csv(directory / "patients.csv")
+
+
+def read_seconds(directory: Path) -> float:
+    """Best of 3: polars reading every input CSV in full (multi-threaded)."""
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        for path in sorted(directory.glob("*.csv")):
+            pl.read_csv(path, infer_schema=False)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+CHILD = """
+import json, resource, sys, time
+sys.argv = ["preprocess_ehr.py", *json.loads(sys.argv[1])]
+import runpy
+start = time.perf_counter()
+try:
+    runpy.run_path({tool!r}, run_name="__main__")
+except SystemExit as done:
+    assert not done.code, done.code
+seconds = time.perf_counter() - start
+peak_kib = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+print("RESULT", json.dumps({{"seconds": seconds, "peak_mib": peak_kib / 1024}}))
+"""
+
+
+def preprocess(directory: Path, output: Path, *, workers: int, bucket_mb: float) -> dict:
+    argv = ["--source", "events", "--input", str(directory), "--output-dir", str(output),
+            "--workers", str(workers), "--bucket-mb", str(bucket_mb)]
+    done = subprocess.run([sys.executable, "-c", CHILD.format(tool=str(REPO / "tools" / "preprocess_ehr.py")),
+                           json.dumps(argv)], capture_output=True, text=True, cwd=REPO)
+    if done.returncode:
+        raise SystemExit(done.stderr[-2000:])
+    line = next(l for l in done.stdout.splitlines() if l.startswith("RESULT"))
+    result = json.loads(line[len("RESULT "):])
+    manifest = json.loads((output / "manifest.json").read_text())
+    result["events_read"] = manifest["counts"]["events"]["read"]
+    result["patients"] = manifest["counts"]["patients"]["kept"]
+    result["tokens"] = sum(manifest["counts"]["tokens_written"].values())
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000, help="events in the smaller cohort")
+    parser.add_argument("--scale", type=float, default=2.0, help="the larger cohort is this many times bigger")
+    parser.add_argument("--workers", default="1,2", help="comma-separated worker counts")
+    parser.add_argument("--bucket-mb", type=float, default=8.0, help="--bucket-mb of the runs (memory bound)")
+    parser.add_argument("--keep", type=Path, default=None, help="generate into this directory and keep it")
+    args = parser.parse_args(argv)
+    root = args.keep or Path(tempfile.mkdtemp(prefix="sparseehr-bench-"))
+    rows = []
+    for events in (args.events, int(args.events * args.scale)):
+        cohort = root / f"cohort-{events}"
+        if not (cohort / "events.csv").is_file():
+            generate(cohort, events=events, seed=events)
+        size_mb = sum(p.stat().st_size for p in cohort.glob("*.csv")) / 2**20
+        baseline = read_seconds(cohort)
+        for workers in (int(w) for w in args.workers.split(",")):
+            result = preprocess(cohort, root / f"out-{events}-{workers}", workers=workers, bucket_mb=args.bucket_mb)
+            rows.append((events, size_mb, workers, baseline, result))
+            print(f"events {result['events_read']:>9,}  input {size_mb:6.1f} MiB  workers {workers}  "
+                  f"preprocess {result['seconds']:6.1f} s  {result['events_read'] / result['seconds']:>9,.0f} events/s  "
+                  f"read-only {baseline:5.2f} s  ratio {result['seconds'] / baseline:5.1f}x  "
+                  f"peak RSS {result['peak_mib']:6.0f} MiB", flush=True)
+    best = max(rows, key=lambda row: row[4]["events_read"] / row[4]["seconds"])
+    rate = best[4]["events_read"] / best[4]["seconds"]
+    events_50m = 50_000_000 * best[4]["events_read"] / max(best[4]["patients"], 1)
+    hours = events_50m / rate / 3600
+    print(f"projection: 50M patients x {best[4]['events_read'] / max(best[4]['patients'], 1):.0f} events "
+          f"= {events_50m:,.0f} events at {rate:,.0f} events/s ({best[2]} workers) = {hours:.1f} h on one such "
+          "machine (build and tokenize divide further across SLURM array tasks; stage is one task per input file)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

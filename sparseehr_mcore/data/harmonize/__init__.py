@@ -1,0 +1,1 @@
+"""Frozen, fingerprinted code harmonisation (ICD-9 to ICD-10 GEMs, canonical forms)."""

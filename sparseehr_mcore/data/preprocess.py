@@ -1,0 +1,204 @@
+"""The preprocessing pipeline in five phases: stage, build, vocab, tokenize, finish.
+
+Work is cut by patient bucket (`partition`); buckets are grouped into `num_shards` shards. `build`
+and `tokenize` run per shard, so each shard can be one task of a SLURM job array on another node
+(docs/data.md has the recipe); `run_preprocess` runs every phase here with a local process pool.
+Everything is written under `OUT/.work` and moved into place by `finish`, which writes
+`manifest.json` last; `stage` removes any earlier manifest first, so an interrupted run never
+leaves a directory that looks complete.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from collections import Counter
+from dataclasses import asdict
+from pathlib import Path
+
+from sparseehr_mcore.data.indexed import merge_datasets, publish
+from sparseehr_mcore.data.ledger import Ledger, PreprocessError
+from sparseehr_mcore.data.manifest import MANIFEST_FILE, build_manifest, write_json_atomic
+from sparseehr_mcore.data.partition import SPLITS
+from sparseehr_mcore.data.run_config import TOKENIZER_DIR, PreprocessConfig, input_tables, make_harmoniser, make_reader
+from sparseehr_mcore.data.tasks import (
+    build_one,
+    map_ordered,
+    part_prefix,
+    read_result,
+    stage_one,
+    tokenize_one,
+    worker_pool,
+)
+from sparseehr_mcore.tokenization.metadata import load_tokenizer, save_tokenizer
+from sparseehr_mcore.tokenization.registry import resolve
+
+PHASES = ("all", "stage", "build", "vocab", "tokenize", "finish")
+PLAN_FILE = "plan.json"
+# Flags that may differ between the phases of one run (they do not change any output byte).
+RUN_LOCAL_FLAGS = ("workers", "progress", "keep_work", "strict")
+
+
+def _flags(config: PreprocessConfig) -> dict:
+    return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items() if k not in RUN_LOCAL_FLAGS}
+
+
+def _plan(config: PreprocessConfig) -> dict:
+    path = config.work / PLAN_FILE
+    if not path.is_file():
+        raise PreprocessError(f"{config.work}: no {PLAN_FILE}; run the 'stage' phase first")
+    plan = json.loads(path.read_text(encoding="utf-8"))
+    if plan["flags"] != json.loads(json.dumps(_flags(config))):
+        raise PreprocessError(f"{path}: staged with different flags; use the same flags in every phase")
+    plan["tables"] = [(spec, table, Path(file)) for spec, table, file in plan["tables"]]
+    return plan
+
+
+def _buckets(plan: dict, shard: int | None) -> range:
+    if shard is None:
+        return range(plan["num_buckets"])
+    if not 0 <= shard < plan["num_shards"]:
+        raise PreprocessError(f"--shard-index {shard}: must be in 0..{plan['num_shards'] - 1}")
+    return range(shard * plan["per_shard"], (shard + 1) * plan["per_shard"])
+
+
+def stage(config: PreprocessConfig, *, pool=None) -> dict:
+    """Clear stale outputs, plan the buckets and stream every input table into them."""
+    output = Path(config.output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    (output / MANIFEST_FILE).unlink(missing_ok=True)  # from now on the directory is "incomplete"
+    shutil.rmtree(config.work, ignore_errors=True)
+    for stale in [*SPLITS, "shards", TOKENIZER_DIR]:  # outputs of an earlier run must not mix with ours
+        for path in (output / f"{stale}.bin", output / f"{stale}.idx", output / stale):
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+    tables = input_tables(config, make_reader(config))
+    make_harmoniser(config)  # fail now, not in every worker, if the GEMs are missing
+    total_bytes = sum(path.stat().st_size for _, _, path in tables)
+    per_shard = max(1, math.ceil(total_bytes / (config.num_shards * config.bucket_bytes)))
+    plan = {"flags": _flags(config), "num_shards": config.num_shards, "per_shard": per_shard,
+            "num_buckets": config.num_shards * per_shard,
+            "tables": [(spec, table, str(path)) for spec, table, path in tables]}
+    config.work.mkdir(parents=True)
+    tasks = [(config, plan["num_buckets"], i, table) for i, table in enumerate(tables)]
+    map_ordered(stage_one, tasks, pool=pool, desc="stage", progress=config.progress)
+    write_json_atomic(config.work / PLAN_FILE, plan)
+    return plan
+
+
+def build(config: PreprocessConfig, *, shard: int | None = None, pool=None) -> None:
+    """Timelines and term counts of every bucket of `shard` (all shards when None)."""
+    plan = _plan(config)
+    tasks = [(config, plan["tables"], b) for b in _buckets(plan, shard)]
+    map_ordered(build_one, tasks, pool=pool, desc="timelines", progress=config.progress)
+
+
+def vocab(config: PreprocessConfig) -> None:
+    """Merge every bucket's term counts into the vocabulary, or copy the reused tokenizer."""
+    plan = _plan(config)
+    target = config.work / TOKENIZER_DIR
+    shutil.rmtree(target, ignore_errors=True)
+    if config.tokenizer_dir is not None:
+        shutil.copytree(config.tokenizer_dir, target)
+        load_tokenizer(target)  # fail here if it is not a saved tokenizer
+        return
+    terms: Counter = Counter()
+    for bucket in range(plan["num_buckets"]):
+        terms.update(read_result(config.work, "build", bucket)["terms"])
+    save_tokenizer(resolve(config.tokenizer).from_counts(terms, min_count=config.min_count), target)
+
+
+def tokenize(config: PreprocessConfig, *, shard: int | None = None, pool=None) -> None:
+    """Encode every bucket of `shard` (all when None) with the run's tokenizer."""
+    plan = _plan(config)
+    tasks = [(config, config.work / TOKENIZER_DIR, b) for b in _buckets(plan, shard)]
+    map_ordered(tokenize_one, tasks, pool=pool, desc="tokenize", progress=config.progress)
+
+
+def finish(config: PreprocessConfig) -> dict:
+    """Merge the bucket datasets, move outputs into place, write the manifest last."""
+    plan = _plan(config)
+    output, work = Path(config.output_dir), config.work
+    ledger = Ledger()
+    for index in range(len(plan["tables"])):
+        ledger.merge(Ledger.from_dict(read_result(work, "stage", index)["ledger"]))
+    built = [read_result(work, "build", b) for b in range(plan["num_buckets"])]
+    written = [read_result(work, "tokenize", b) for b in range(plan["num_buckets"])]
+    for result in built:
+        ledger.merge(Ledger.from_dict(result["ledger"]))
+    ledger.check_balanced()
+    coverage = Counter()
+    for result in built:
+        coverage.update({tuple(row[:3]): row[3] for row in result["coverage"]})
+    datasets, shard_datasets = _merge_outputs(config, plan=plan, written=written)
+    tokenizer = load_tokenizer(work / TOKENIZER_DIR)
+    (work / TOKENIZER_DIR).rename(output / TOKENIZER_DIR)
+    manifest = build_manifest(
+        config=config, reader=make_reader(config), tables=plan["tables"], ledger=ledger,
+        harmoniser=make_harmoniser(config), coverage=coverage, merged=sum(r["merged"] for r in built),
+        tokenizer=tokenizer, written=written, datasets=datasets, shard_datasets=shard_datasets,
+        num_buckets=plan["num_buckets"],
+    )
+    if not config.keep_work:
+        shutil.rmtree(work, ignore_errors=True)
+    write_json_atomic(output / MANIFEST_FILE, manifest)
+    return manifest
+
+
+def run_preprocess(config: PreprocessConfig, *, phase: str = "all", shard: int | None = None) -> dict | None:
+    """Run one phase (or all of them); returns the manifest when the run finishes.
+
+    Raises:
+        PreprocessError: bad flags or input (`BadRecordError` for the first bad row when strict).
+    """
+    if phase not in PHASES:
+        raise PreprocessError(f"--phase {phase!r}: choose one of {', '.join(PHASES)}")
+    if phase in ("vocab", "finish"):
+        return {"vocab": vocab, "finish": finish}[phase](config)
+    pool = worker_pool(config.workers)
+    try:
+        if phase == "stage":
+            return stage(config, pool=pool)
+        if phase in ("build", "tokenize"):
+            return {"build": build, "tokenize": tokenize}[phase](config, shard=shard, pool=pool)
+        try:
+            stage(config, pool=pool)
+            build(config, pool=pool)
+            vocab(config)
+            tokenize(config, pool=pool)
+            return finish(config)
+        finally:
+            if not config.keep_work:
+                shutil.rmtree(config.work, ignore_errors=True)
+    finally:
+        if pool is not None:
+            pool.terminate()
+
+
+def _merge_outputs(config: PreprocessConfig, *, plan: dict, written: list[dict]):
+    """Merge bucket parts into one dataset per split, and per shard when there are several.
+
+    A split (or a shard's split) with no patients gets no files: Megatron-Core cannot map an empty
+    `.bin`, so the manifest lists only the datasets that exist.
+    """
+    output, work = Path(config.output_dir), config.work
+    datasets, shard_datasets = {}, {split: [] for split in SPLITS}
+    for split in SPLITS:
+        if plan["num_shards"] > 1:
+            for shard in range(plan["num_shards"]):
+                buckets = _buckets(plan, shard)
+                if not sum(written[b]["patients"][split] for b in buckets):
+                    continue
+                name = f"shards/{shard:05d}-of-{plan['num_shards']:05d}/{split}"
+                merge_datasets([part_prefix(work, b, split) for b in buckets], work / "merged" / name)
+                publish(work / "merged" / name, output / name)
+                shard_datasets[split].append(name)
+        if not sum(result["patients"][split] for result in written):
+            continue
+        merge_datasets([part_prefix(work, b, split) for b in range(plan["num_buckets"])], work / "merged" / split)
+        publish(work / "merged" / split, output / split)
+        datasets[split] = split
+    return datasets, shard_datasets

@@ -1,0 +1,112 @@
+"""The preprocessing run's configuration and the objects it builds (reader, harmoniser, tables)."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+from sparseehr_mcore.data.harmonize.gems import load_cms_gems, load_package_diagnosis_gem
+from sparseehr_mcore.data.harmonize.rules import Harmoniser, HarmonizeConfig
+from sparseehr_mcore.data.ledger import PreprocessError
+from sparseehr_mcore.data.reading import find_table_file
+from sparseehr_mcore.data.sources.base import DateLimits, SourceReader
+from sparseehr_mcore.data.sources.registry import SOURCES
+
+WORK_DIR = ".work"
+TOKENIZER_DIR = "tokenizer"
+
+
+@dataclass(frozen=True, kw_only=True)
+class PreprocessConfig:
+    """Everything one preprocessing run depends on (flags of tools/preprocess_ehr.py)."""
+
+    source: str
+    input_dir: Path
+    output_dir: Path
+    strict: bool = False
+    tokenizer_dir: Path | None = None
+    tokenizer: str = "typed-codes"
+    min_count: int = 1
+    gem_dir: Path | None = None
+    icd10cm_prefix: int = 4
+    icd10pcs_prefix: int = 4
+    diagnosis_date: str = "discharge"
+    min_year: int = 1850
+    max_year: int = 2250
+    extra_code_systems: tuple[str, ...] = ()
+    seed: int = 1234
+    split_fractions: tuple[float, float, float] = (0.9, 0.05, 0.05)
+    workers: int = 1
+    num_shards: int = 1
+    bucket_bytes: int = 64 << 20
+    keep_work: bool = False
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise PreprocessError(f"--source {self.source!r}: choose one of {', '.join(SOURCES)}")
+        if not Path(self.input_dir).is_dir():
+            raise PreprocessError(f"--input {self.input_dir}: not a directory")
+        if self.min_count < 1:
+            raise PreprocessError(f"--min-count must be >= 1, got {self.min_count}")
+        if self.workers < 1 or self.num_shards < 1:
+            raise PreprocessError("--workers and --num-shards must be >= 1")
+        if self.bucket_bytes < 1:
+            raise PreprocessError("--bucket-mb must be > 0")
+        if len(self.split_fractions) != 3 or abs(sum(self.split_fractions) - 1) > 1e-9 or min(self.split_fractions) < 0:
+            raise PreprocessError(f"--split must be three non-negative fractions summing to 1, got {self.split_fractions}")
+        if self.diagnosis_date not in ("discharge", "admission"):
+            raise PreprocessError(f"--diagnosis-date must be 'discharge' or 'admission', got {self.diagnosis_date!r}")
+        if self.tokenizer_dir is not None and not Path(self.tokenizer_dir).is_dir():
+            raise PreprocessError(f"--tokenizer-dir {self.tokenizer_dir}: not a directory")
+        try:
+            HarmonizeConfig(icd10cm_prefix=self.icd10cm_prefix, icd10pcs_prefix=self.icd10pcs_prefix)
+        except ValueError as err:
+            raise PreprocessError(str(err)) from None
+
+    @property
+    def work(self) -> Path:
+        return Path(self.output_dir) / WORK_DIR
+
+
+def make_reader(config: PreprocessConfig) -> SourceReader:
+    cls = SOURCES[config.source]
+    kwargs = {"limits": DateLimits(config.min_year, config.max_year), "extra_code_systems": config.extra_code_systems}
+    if config.source in ("mimic-iv", "mimic-iii"):
+        kwargs["diagnosis_date"] = config.diagnosis_date
+    return cls(**kwargs)
+
+
+@functools.lru_cache(maxsize=4)
+def make_harmoniser(config: PreprocessConfig) -> Harmoniser:
+    """One frozen harmoniser per process (cached: GEM parsing takes a moment)."""
+    if config.gem_dir is not None:
+        diagnosis, procedure = load_cms_gems(Path(config.gem_dir))
+    else:
+        diagnosis, procedure = load_package_diagnosis_gem(), None
+    rules = HarmonizeConfig(icd10cm_prefix=config.icd10cm_prefix, icd10pcs_prefix=config.icd10pcs_prefix)
+    return Harmoniser(config=rules, diagnosis_gem=diagnosis, procedure_gem=procedure)
+
+
+def input_tables(config: PreprocessConfig, reader: SourceReader) -> list[tuple[str, str, Path]]:
+    """(spec name, ledger table name, file) for every table of the source found in the input."""
+    input_dir = Path(config.input_dir)
+    if hasattr(reader, "table_files"):
+        tables = reader.table_files(input_dir)
+        if not tables:
+            raise PreprocessError(f"{input_dir}: no MEDS parquet files under data/")
+        return tables
+    found = []
+    for spec in reader.tables:
+        path = find_table_file(input_dir, spec.name)
+        if path is None:
+            if spec.name in reader.optional_tables:
+                continue
+            present = ", ".join(sorted(p.name for p in input_dir.iterdir())) or "nothing"
+            raise PreprocessError(
+                f"{input_dir}: no {spec.name} table ({spec.name}.csv, .csv.gz or .parquet) for --source "
+                f"{config.source}; the directory has {present}"
+            )
+        found.append((spec.name, spec.name, path))
+    return found

@@ -1,0 +1,132 @@
+"""What every source reader declares and provides, and the row checks they share.
+
+A reader names its tables (`TableSpec`), cleans each streamed batch of a table (types, dates, code
+systems; bad rows dropped with a reason), and assembles the cleaned tables of one patient bucket
+into the two common frames:
+
+* patients: `patient_id` (str), `sex` (str|null), `birth_year` (int|null), `region` (str|null)
+* events: `patient_id` (str), `date` (date), `system` (str, see `timeline.SOURCE_SYSTEMS`), `code`
+
+Both carry `_table` and `_row` so any later drop is counted against the row it came from.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import polars as pl
+
+from sparseehr_mcore.data.ledger import Ledger
+from sparseehr_mcore.data.timeline import CPT, ICD9CM, ICD9PCS, ICD10CM, ICD10PCS
+
+PATIENT_COLUMNS = ("patient_id", "sex", "birth_year", "region")
+EVENT_COLUMNS = ("patient_id", "date", "system", "code")
+ORIGIN = ("_table", "_row")
+
+# Spellings of code systems seen in the wild, mapped to ours (upper-cased, '-'/'_'/' ' removed).
+SYSTEM_ALIASES = {
+    "ICD9": ICD9CM, "ICD9CM": ICD9CM, "ICD9DX": ICD9CM,
+    "ICD10": ICD10CM, "ICD10CM": ICD10CM, "ICD10DX": ICD10CM,
+    "ICD9PCS": ICD9PCS, "ICD9PROC": ICD9PCS, "ICD9CMPROC": ICD9PCS, "ICD9PX": ICD9PCS,
+    "ICD10PCS": ICD10PCS, "ICD10PROC": ICD10PCS, "ICD10PX": ICD10PCS,
+    "CPT": CPT, "CPT4": CPT, "HCPCS": CPT, "CPTHCPCS": CPT,
+}
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One input table of a source schema.
+
+    Attributes:
+        name: the table's file stem (matched case-insensitively, `.csv`, `.csv.gz` or `.parquet`)
+            and its name in the manifest.
+        columns: the columns read (lower-case); a file lacking one is rejected with both lists.
+        patient_column: the column holding the patient id, used to bucket rows by patient.
+        role: which total of the manifest (patients, visits, events) the table's rows count in.
+    """
+
+    name: str
+    columns: tuple[str, ...]
+    patient_column: str
+    role: str = "events"  # "patients", "visits" or "events": how the manifest totals its rows
+
+
+@dataclass(frozen=True)
+class DateLimits:
+    """Dates outside [min_year, max_year] are impossible (MIMIC shifts dates into 2100-2210)."""
+
+    min_year: int = 1850
+    max_year: int = 2250
+
+
+class SourceReader(ABC):
+    """A source schema: its tables, per-batch cleaning and per-bucket assembly."""
+
+    name: str = ""
+    tables: tuple[TableSpec, ...] = ()
+    optional_tables: tuple[str, ...] = ()
+
+    def __init__(self, *, limits: DateLimits, extra_code_systems: tuple[str, ...] = ()) -> None:
+        self.limits = limits
+        self.extra_code_systems = tuple(s.upper() for s in extra_code_systems)
+
+    @abstractmethod
+    def clean(self, table: str, frame: pl.DataFrame, ledger: Ledger) -> pl.DataFrame:
+        """Type one streamed batch of `table`, dropping bad rows; must keep `patient_id` + origin."""
+
+    @abstractmethod
+    def assemble(self, frames: dict[str, pl.DataFrame], ledger: Ledger) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """The (patients, events) frames of one bucket from its cleaned tables."""
+
+
+def drop_missing(frame: pl.DataFrame, columns: list[str], ledger: Ledger) -> pl.DataFrame:
+    """Drop (as `missing_value`) rows where any of `columns` is null."""
+    missing = pl.any_horizontal([pl.col(c).is_null() for c in columns])
+    ledger.drop_frame(frame.filter(missing), "missing_value")
+    return frame.filter(~missing)
+
+
+def parse_dates(
+    frame: pl.DataFrame, column: str, ledger: Ledger, limits: DateLimits, *, output: str = "date"
+) -> pl.DataFrame:
+    """Parse `column` (a date, or a datetime whose first 10 characters are the date) into `output`.
+
+    Rows with an empty value are `missing_value`, unparseable ones `bad_date`, dates outside the
+    year limits `impossible_date`.
+    """
+    frame = drop_missing(frame, [column], ledger)
+    frame = frame.with_columns(
+        pl.col(column).str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False).alias(output)
+    )
+    bad = pl.col(output).is_null()
+    ledger.drop_frame(frame.filter(bad), "bad_date")
+    frame = frame.filter(~bad)
+    year = pl.col(output).dt.year()
+    impossible = (year < limits.min_year) | (year > limits.max_year)
+    ledger.drop_frame(frame.filter(impossible), "impossible_date")
+    return frame.filter(~impossible)
+
+
+def normalise_systems(
+    frame: pl.DataFrame, column: str, ledger: Ledger, *, extra: tuple[str, ...] = ()
+) -> pl.DataFrame:
+    """Map code-system spellings to ours; unknown systems are dropped as `unknown_code_system`.
+
+    Systems listed in `extra` pass through unchanged (upper-cased), for sources with more than
+    diagnoses and procedures.
+    """
+    key = pl.col(column).str.to_uppercase().str.replace_all(r"[-_ .]", "")
+    aliases = dict(SYSTEM_ALIASES)
+    aliases.update({s.replace("-", "").replace("_", "").replace(" ", ""): s for s in extra})
+    frame = frame.with_columns(system=key.replace_strict(aliases, default=None, return_dtype=pl.Utf8))
+    unknown = pl.col("system").is_null()
+    ledger.drop_frame(frame.filter(unknown), "unknown_code_system")
+    return frame.filter(~unknown)
+
+
+def empty_patients() -> pl.DataFrame:
+    return pl.DataFrame(
+        schema={"patient_id": pl.Utf8, "sex": pl.Utf8, "birth_year": pl.Int32, "region": pl.Utf8,
+                "_table": pl.Utf8, "_row": pl.Int64}
+    )

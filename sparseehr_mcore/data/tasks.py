@@ -1,0 +1,138 @@
+"""The units of work: stage one table, build one bucket's timelines, tokenize one bucket.
+
+Each runs in whichever process gets it (a local pool worker or a SLURM array task) and leaves its
+result as files in the work directory (`results/*.json` last), so later phases, on any node, need
+nothing but that directory.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+from tqdm import tqdm
+
+from sparseehr_mcore.data.buckets import build_bucket, iter_timelines
+from sparseehr_mcore.data.indexed import PatientDatasetWriter
+from sparseehr_mcore.data.ledger import Ledger, PreprocessError
+from sparseehr_mcore.data.manifest import write_json_atomic
+from sparseehr_mcore.data.partition import SPLITS
+from sparseehr_mcore.data.run_config import PreprocessConfig, make_harmoniser, make_reader
+from sparseehr_mcore.data.staging import load_staged, stage_table
+from sparseehr_mcore.tokenization.metadata import load_tokenizer
+from sparseehr_mcore.tokenization.registry import resolve
+
+Table = tuple[str, str, Path]  # (spec name, ledger table name, file)
+
+
+def worker_pool(workers: int):
+    """A spawn pool (fork is unsafe with polars' threads), or None for in-process work."""
+    return multiprocessing.get_context("spawn").Pool(workers) if workers > 1 else None
+
+
+def map_ordered(function, items, *, pool, desc: str, progress: bool) -> list:
+    """Ordered map over `items`, in `pool` when given (one pool serves every phase of a run, so
+    workers pay their imports once)."""
+    items = list(items)
+    if pool is None or len(items) <= 1:
+        return [function(item) for item in tqdm(items, desc=desc, disable=not progress)]
+    return list(tqdm(pool.imap(function, items), total=len(items), desc=desc, disable=not progress))
+
+
+def result_path(work: Path, phase: str, index: int) -> Path:
+    return work / "results" / f"{phase}-{index:05d}.json"
+
+
+def timeline_paths(work: Path, bucket: int) -> tuple[Path, Path]:
+    base = work / "timelines" / f"b{bucket:05d}"
+    return base.with_suffix(".patients.parquet"), base.with_suffix(".events.parquet")
+
+
+def part_prefix(work: Path, bucket: int, split: str) -> Path:
+    return work / "parts" / f"b{bucket:05d}" / split
+
+
+def stage_one(task: tuple[PreprocessConfig, int, int, Table]) -> None:
+    """Stream one input table into bucket files; its ledger goes to `results/stage-<i>.json`."""
+    config, num_buckets, index, (spec_name, table, path) = task
+    reader = make_reader(config)
+    spec = next(s for s in reader.tables if s.name == spec_name)
+    ledger = stage_table(reader=reader, spec=spec, table=table, path=path, work=config.work,
+                         num_buckets=num_buckets, strict=config.strict)
+    write_json_atomic(result_path(config.work, "stage", index), {"ledger": ledger.to_dict()})
+
+
+def build_one(task: tuple[PreprocessConfig, list[Table], int]) -> None:
+    """Harmonised, ordered timelines of one bucket, its accounting and its training-split term counts."""
+    config, tables, bucket = task
+    reader = make_reader(config)
+    ledger = Ledger(strict=config.strict, files={t: str(p) for _, t, p in tables})
+    patients, events = reader.assemble(load_staged(reader, tables, config.work, bucket), ledger)
+    patients, events, coverage, merged = build_bucket(
+        patients, events, harmoniser=make_harmoniser(config), ledger=ledger, seed=config.seed,
+        fractions=config.split_fractions,
+    )
+    patients_path, events_path = timeline_paths(config.work, bucket)
+    patients_path.parent.mkdir(parents=True, exist_ok=True)
+    patients.write_parquet(patients_path)
+    events.write_parquet(events_path)
+    terms: Counter = Counter()
+    if config.tokenizer_dir is None:
+        plugin = resolve(config.tokenizer)
+        fast = getattr(plugin, "count_bucket_terms", None)
+        counted = fast(patients, events) if fast is not None else None
+        if counted is not None:
+            terms = counted
+        else:
+            for split, timeline in iter_timelines(patients, events):
+                if split == "train":
+                    terms.update(plugin.terms(timeline))
+    write_json_atomic(result_path(config.work, "build", bucket), {
+        "ledger": ledger.to_dict(),
+        "coverage": [[*key, count] for key, count in sorted(coverage.items())],
+        "merged": merged,
+        "terms": dict(sorted(terms.items())),
+    })
+
+
+def tokenize_one(task: tuple[PreprocessConfig, Path, int]) -> None:
+    """Encode one bucket's timelines with the saved tokenizer into one indexed dataset per split."""
+    config, tokenizer_dir, bucket = task
+    tokenizer = load_tokenizer(tokenizer_dir)
+    unknown_ids = tokenizer.unknown_ids
+    patients_path, events_path = timeline_paths(config.work, bucket)
+    patients, events = pl.read_parquet(patients_path), pl.read_parquet(events_path)
+    writers = {split: PatientDatasetWriter(part_prefix(config.work, bucket, split)) for split in SPLITS}
+    unknown: Counter = Counter()
+    fast = getattr(tokenizer, "encode_bucket", None)
+    layout = fast(patients, events) if fast is not None else None
+    if layout is not None:
+        ids, lengths = layout
+        ends = np.cumsum(lengths)
+        for split, start, end in zip(patients["split"].to_list(), ends - lengths, ends):
+            writers[split].add_patient(ids[start:end])
+        found = ids[np.isin(ids, np.fromiter(unknown_ids, dtype=ids.dtype))]
+        unknown.update({tokenizer.tokens[i]: int(n) for i, n in zip(*np.unique(found, return_counts=True))})
+    else:
+        for split, timeline in iter_timelines(patients, events):
+            patient_ids = tokenizer.encode(timeline)
+            writers[split].add_patient(patient_ids)
+            unknown.update(tokenizer.tokens[i] for i in patient_ids if i in unknown_ids)
+    for writer in writers.values():
+        writer.close()
+    write_json_atomic(result_path(config.work, "tokenize", bucket), {
+        "patients": {split: w.documents for split, w in writers.items()},
+        "tokens": {split: w.tokens for split, w in writers.items()},
+        "unknown": dict(sorted(unknown.items())),
+    })
+
+
+def read_result(work: Path, phase: str, index: int) -> dict:
+    path = result_path(work, phase, index)
+    if not path.is_file():
+        raise PreprocessError(f"{path} is missing: run the '{phase}' phase for every shard first")
+    return json.loads(path.read_text(encoding="utf-8"))

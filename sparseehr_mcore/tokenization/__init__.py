@@ -1,0 +1,1 @@
+"""Tokenizer plugin protocol, registry and Megatron-Core tokenizer metadata."""

@@ -1,0 +1,111 @@
+"""What a run reports: expert utilisation per MoE layer, throughput, FLOP utilisation, and the
+writers (console and tensorboard) that carry them."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from megatron.core import parallel_state
+from megatron.core.transformer.moe.router import TopKRouter
+
+
+class ExpertUsage:
+    """Counts, per MoE layer, how many tokens each routed expert received since the last `collect`.
+
+    Forward hooks on Megatron-Core's routers read the routing map ([tokens, experts] booleans), so
+    the counts are exactly what the dispatcher sent. Validation passes are not counted (`paused`).
+    """
+
+    def __init__(self, model: torch.nn.Module, num_experts: int) -> None:
+        self.num_experts = num_experts
+        self.counts: dict[int, torch.Tensor] = {}
+        self.paused = False
+        for module in model.modules():
+            if isinstance(module, TopKRouter):
+                module.register_forward_hook(self._hook_for(module.layer_number))
+
+    def _hook_for(self, layer_number: int):
+        def record(module, inputs, output):
+            if self.paused or not module.training:
+                return
+            routing_map = output[1]  # [tokens, experts]
+            tokens = routing_map.sum(dim=0).detach().to(torch.float64).cpu()
+            self.counts[layer_number] = self.counts.get(layer_number, 0) + tokens
+
+        return record
+
+    def collect(self) -> dict[int, torch.Tensor]:
+        """Token share of each expert per layer (1-based global layer numbers), over the whole
+        layout; resets the counts. A collective over the model's process groups."""
+        local = dict(self.counts)
+        self.counts.clear()
+        # Tokens of one layer are spread over TP ranks (sequence parallel) and data-parallel ranks
+        # (which include the expert-parallel ones): sum over both.
+        for layer in sorted(local):
+            for group in (parallel_state.get_tensor_model_parallel_group(), parallel_state.get_data_parallel_group()):
+                if dist.get_world_size(group) > 1:
+                    dist.all_reduce(local[layer], group=group)
+        if parallel_state.get_pipeline_model_parallel_world_size() > 1:
+            gathered: list[dict] = [None] * parallel_state.get_pipeline_model_parallel_world_size()
+            dist.all_gather_object(gathered, local, group=parallel_state.get_pipeline_model_parallel_group())
+            local = {layer: counts for stage in gathered for layer, counts in stage.items()}
+        return {layer: counts / counts.sum().clamp(min=1) for layer, counts in sorted(local.items())}
+
+
+def expert_share_std(shares: torch.Tensor) -> float:
+    """The paper's "expert util. std": standard deviation of the per-expert token shares."""
+    return float(shares.std(unbiased=False))
+
+
+def measure_matmul_peak(*, device: torch.device, dtype: torch.dtype, seconds: float = 0.5) -> float:
+    """Achieved FLOP/s of a large square matmul on this device: the ceiling FLOP utilisation is
+    measured against (datasheet peaks overstate what a CPU or a throttled GPU reaches)."""
+    size = 1024 if device.type == "cpu" else 8192
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
+    torch.matmul(a, b)  # warm-up: thread pools, cuBLAS handles
+    runs, start = 0, time.perf_counter()
+    while True:
+        torch.matmul(a, b)
+        runs += 1
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds and runs >= 3:
+            return 2 * size**3 * runs / elapsed
+
+
+class RunLogger:
+    """Console lines, tensorboard scalars and a JSON-lines metrics file, from the logging rank."""
+
+    def __init__(self, tensorboard_dir: str | Path | None, *, metrics_file: str | Path | None, enabled: bool) -> None:
+        self.enabled = enabled
+        self.writer = None
+        self.metrics_file = Path(metrics_file) if (enabled and metrics_file) else None
+        if enabled and tensorboard_dir is not None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(log_dir=str(tensorboard_dir))
+
+    def scalars(self, step: int, values: dict[str, float]) -> None:
+        finite = {name: float(v) for name, v in values.items() if v is not None and math.isfinite(float(v))}
+        if self.writer is not None:
+            for name, value in finite.items():
+                self.writer.add_scalar(name, value, step)
+        if self.metrics_file is not None:
+            with self.metrics_file.open("a", encoding="utf-8") as stream:  # appended across resumes
+                stream.write(json.dumps({"step": step, **finite}) + "\n")
+
+    def line(self, text: str) -> None:
+        if self.enabled:
+            print(text, flush=True)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.flush()
+            self.writer.close()

@@ -1,0 +1,162 @@
+"""Megatron-Core's training stack around the model: DDP wrapper, optimizer, LR schedule, one step.
+
+Gradients are averaged per target token over the whole global batch (`calculate_per_token_loss`),
+so micro-batches with more padding weigh less, exactly as if the batch were one sequence of tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from megatron.core import parallel_state
+from megatron.core.distributed import DistributedDataParallel, DistributedDataParallelConfig, finalize_model_grads
+from megatron.core.optimizer import OptimizerConfig, get_megatron_optimizer
+from megatron.core.optimizer_param_scheduler import OptimizerParamScheduler
+from megatron.core.pipeline_parallel import get_forward_backward_func
+
+from sparseehr_mcore.compat import have_cuda
+from sparseehr_mcore.config.train import TrainConfig
+
+
+@dataclass
+class TrainingStack:
+    model: DistributedDataParallel
+    optimizer: object  # MegatronOptimizer or ChainedOptimizer
+    scheduler: OptimizerParamScheduler
+
+
+def resolve_precision(requested: str) -> str:
+    """`auto` is fp32 on CPU and bf16 on GPU."""
+    if requested == "auto":
+        return "bf16" if have_cuda() else "fp32"
+    return requested
+
+
+def use_distributed_optimizer(train: TrainConfig) -> bool:
+    """Megatron-Core's distributed optimizer wraps only CUDA tensors; by default it is on with CUDA
+    and more than one data-parallel rank."""
+    if train.distributed_optimizer is None:
+        return have_cuda() and parallel_state.get_data_parallel_world_size() > 1
+    return train.distributed_optimizer
+
+
+def build_training_stack(gpt_model: torch.nn.Module, train: TrainConfig, *, precision: str) -> TrainingStack:
+    """Wrap `gpt_model` in Megatron-Core DDP and build its optimizer and warmup + cosine schedule."""
+    config = gpt_model.config
+    distributed_optimizer = use_distributed_optimizer(train)
+    ddp = DistributedDataParallel(
+        config=config,
+        ddp_config=DistributedDataParallelConfig(
+            grad_reduce_in_fp32=True,
+            use_distributed_optimizer=distributed_optimizer,
+            overlap_grad_reduce=False,
+        ),
+        module=gpt_model,
+    )
+    config.finalize_model_grads_func = finalize_model_grads
+    optimizer = get_megatron_optimizer(
+        OptimizerConfig(
+            optimizer="adam",
+            lr=train.lr,
+            min_lr=train.min_lr,
+            weight_decay=train.weight_decay,
+            adam_beta1=train.adam_beta1,
+            adam_beta2=train.adam_beta2,
+            adam_eps=train.adam_eps,
+            clip_grad=train.clip_grad,
+            bf16=precision in ("bf16", "fp8"),
+            params_dtype=config.params_dtype,
+            use_distributed_optimizer=distributed_optimizer,
+        ),
+        [ddp],
+    )
+    scheduler = OptimizerParamScheduler(
+        optimizer,
+        init_lr=0.0,
+        max_lr=train.lr,
+        min_lr=train.min_lr,
+        lr_warmup_steps=train.warmup_iters,
+        lr_decay_steps=train.decay_iters,
+        lr_decay_style="cosine",
+        start_wd=train.weight_decay,
+        end_wd=train.weight_decay,
+        wd_incr_steps=train.decay_iters,
+        wd_incr_style="constant",
+    )
+    return TrainingStack(model=ddp, optimizer=optimizer, scheduler=scheduler)
+
+
+def _loss_func(loss_mask: torch.Tensor, per_token_loss: torch.Tensor):
+    """Summed masked loss and its token count; Megatron-Core divides by the global token count."""
+    mask = loss_mask.view(-1).float()
+    loss_sum = (per_token_loss.view(-1).float() * mask).sum()
+    num_tokens = mask.sum().to(torch.int)
+    return loss_sum, num_tokens, {"lm loss": torch.stack([loss_sum.detach().clone(), mask.sum()])}
+
+
+def _forward_step(data_iterator, model):
+    batch = next(data_iterator)
+    output = model(batch["tokens"], batch["position_ids"], None, labels=batch["labels"])
+    return output, lambda per_token_loss: _loss_func(batch["loss_mask"], per_token_loss)
+
+
+@dataclass
+class StepResult:
+    loss_sum: float  # summed over the global batch's target tokens (on the last pipeline stage)
+    num_tokens: float
+    grad_norm: float | None
+    update_skipped: bool
+
+    @property
+    def loss(self) -> float:
+        return self.loss_sum / max(self.num_tokens, 1.0)
+
+
+def run_microbatches(
+    model: torch.nn.Module,
+    batches: Iterator[dict[str, torch.Tensor]],
+    *,
+    num_microbatches: int,
+    micro_batch_size: int,
+    seq_length: int,
+    forward_only: bool,
+) -> tuple[float, float]:
+    """Forward (and backward) over `num_microbatches`; returns (loss sum, tokens) over data-parallel ranks."""
+    results = get_forward_backward_func()(
+        forward_step_func=_forward_step,
+        data_iterator=batches,
+        model=[model],
+        num_microbatches=num_microbatches,
+        seq_length=seq_length,
+        micro_batch_size=micro_batch_size,
+        forward_only=forward_only,
+    )
+    totals = torch.zeros(2, dtype=torch.float64)
+    for result in results:  # empty except on the last pipeline stage
+        totals += result["lm loss"].to(torch.float64)
+    if parallel_state.get_data_parallel_world_size() > 1:
+        dist.all_reduce(totals, group=parallel_state.get_data_parallel_group())
+    return float(totals[0]), float(totals[1])
+
+
+def train_step(
+    stack: TrainingStack, batches: Iterator[dict[str, torch.Tensor]], *, num_microbatches: int, micro_batch_size: int, seq_length: int
+) -> StepResult:
+    """One optimizer step over a global batch."""
+    stack.model.zero_grad_buffer()
+    stack.optimizer.zero_grad()
+    loss_sum, num_tokens = run_microbatches(
+        stack.model,
+        batches,
+        num_microbatches=num_microbatches,
+        micro_batch_size=micro_batch_size,
+        seq_length=seq_length,
+        forward_only=False,
+    )
+    # The schedule's step s uses the learning rate of step s+1: warmup starts above zero.
+    stack.scheduler.step(increment=1)
+    update_successful, grad_norm, _ = stack.optimizer.step()
+    return StepResult(loss_sum, num_tokens, grad_norm, not update_successful)

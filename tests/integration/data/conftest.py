@@ -1,0 +1,38 @@
+"""Fixtures for the data pipeline's end-to-end tests: the real tool, called as a function."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+TOOL = Path(__file__).resolve().parents[3] / "tools" / "preprocess_ehr.py"
+
+
+@pytest.fixture(scope="session")
+def preprocess_main():
+    """`tools/preprocess_ehr.py`'s `main(argv)`, loaded from its file (tools/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("preprocess_ehr_tool", TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+@pytest.fixture(scope="session")
+def shared_outputs(shared_data, preprocess_main, tmp_path_factory):
+    """The three real datasets preprocessed once per session: name -> output directory."""
+    inputs = {
+        "mimic-iv": (shared_data / "mimic-iv-demo-2.2-dev" / "hosp", []),
+        "mimic-iii": (shared_data / "mimic-iii-demo-1.4", ["--gem-dir", str(shared_data / "cms-gems-2018")]),
+        "omop": (shared_data / "synpuf-omop-50", []),
+    }
+    outputs = {}
+    for source, (input_dir, extra) in inputs.items():
+        output = tmp_path_factory.mktemp(source) / "out"
+        status = preprocess_main(
+            ["--source", source, "--input", str(input_dir), "--output-dir", str(output), "--keep-work", *extra]
+        )
+        assert status == 0
+        outputs[source] = output
+    return outputs

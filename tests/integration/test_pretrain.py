@@ -1,0 +1,172 @@
+"""examples/pretrain_sparseehr.py end to end on CPU: learning, parallel layouts, kill and resume,
+and configurations refused before any compute."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from launch import free_port
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.slow
+SCRIPT = REPO_ROOT / "examples" / "pretrain_sparseehr.py"
+
+
+def write_run_config(path: Path, data_dir: Path, save_dir: Path, **sections) -> Path:
+    config = {
+        "model": {"preset": "tiny", "vocab_size": "tokenizer", "seq_length": 64},
+        "data": {"preprocessed_dirs": [str(data_dir)], "num_workers": 0},
+        "train": {"train_iters": 20, "micro_batch_size": 2, "global_batch_size": 8, "lr": 3e-3, "min_lr": 3e-4,
+                  "warmup_iters": 2, "eval_interval": 10, "eval_iters": 1},
+        "checkpoint": {"save_dir": str(save_dir), "save_interval": 10, "keep_last": 3},
+        "logging": {"log_interval": 1},
+    }  # fmt: skip
+    for section, values in sections.items():
+        config[section].update(values)
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def launch(config: Path, *args: str, nproc: int = 1) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k not in {"RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "LOCAL_RANK"}}
+    env["OMP_NUM_THREADS"] = "1"
+    command = [sys.executable, str(SCRIPT), "--config", str(config), *args]
+    if nproc > 1:
+        command[1:1] = ["-m", "torch.distributed.run", f"--nproc_per_node={nproc}", f"--master_port={free_port()}"]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def run(config: Path, *args: str, nproc: int = 1, timeout: float = 600) -> subprocess.CompletedProcess:
+    process = launch(config, *args, nproc=nproc)
+    stdout, stderr = process.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def metrics(save_dir: Path) -> dict[int, dict]:
+    """Logged values per step (training and validation rows of one step merged)."""
+    steps: dict[int, dict] = {}
+    for line in (save_dir / "metrics.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        steps.setdefault(row["step"], {}).update(row)
+    return steps
+
+
+def test_tiny_model_learns_on_real_patients_and_logs(tmp_path, mimic_iv_preprocessed):
+    config = write_run_config(tmp_path / "run.yaml", mimic_iv_preprocessed, tmp_path / "run", train={"train_iters": 30})
+    done = run(config)
+    assert done.returncode == 0, done.stderr[-3000:]
+    steps = metrics(tmp_path / "run")
+    losses = [steps[s]["train/lm_loss"] for s in sorted(steps) if "train/lm_loss" in steps[s]]
+    assert len(losses) == 30
+    assert sum(losses[-5:]) / 5 < 0.8 * sum(losses[:5]) / 5, losses
+    assert any(name.startswith("experts/layer03_expert") for name in steps[30])
+    assert "valid/lm_loss" in steps[20] and "train/load_balancing_loss" in steps[1]
+    assert list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
+    saved = yaml.safe_load((tmp_path / "run" / "run_config.yaml").read_text())
+    assert saved["train"]["train_iters"] == 30 and isinstance(saved["model"]["vocab_size"], int)
+
+
+@pytest.mark.parametrize("layout", ["data", "tensor", "expert", "pipeline"])
+def test_two_process_layouts_train(tmp_path, synthetic_preprocessed, layout):
+    sizes = {"data": [], "tensor": ["--parallel.tensor_model_parallel_size", "2"],
+             "expert": ["--parallel.expert_model_parallel_size", "2"], "pipeline": ["--parallel.pipeline_model_parallel_size", "2"]}  # fmt: skip
+    config = write_run_config(tmp_path / "run.yaml", synthetic_preprocessed, tmp_path / "run", train={"train_iters": 12, "eval_interval": 0})
+    done = run(config, *sizes[layout], "--checkpoint.save_interval", "0", nproc=2)
+    assert done.returncode == 0, done.stderr[-3000:]
+    losses = [row["train/lm_loss"] for _, row in sorted(metrics(tmp_path / "run").items())]
+    assert len(losses) == 12 and losses[-1] < losses[0]
+
+
+def test_killed_run_resumes_to_the_same_loss_and_weights(tmp_path, synthetic_preprocessed, single_process_world):
+    whole = write_run_config(tmp_path / "whole.yaml", synthetic_preprocessed, tmp_path / "whole")
+    done = run(whole)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    killed = write_run_config(tmp_path / "killed.yaml", synthetic_preprocessed, tmp_path / "killed")
+    process = launch(killed)
+    latest = tmp_path / "killed" / "latest_iteration.txt"
+    deadline = time.monotonic() + 300
+    while not (latest.is_file() and latest.read_text().strip() == "10"):
+        assert process.poll() is None, "the run ended before its checkpoint at step 10"
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (tmp_path / "killed" / "iter_0000020").exists(), "the kill came too late to interrupt the run"
+
+    resumed = run(killed)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resumed from" in resumed.stdout
+    assert metrics(tmp_path / "killed")[20]["train/lm_loss"] == metrics(tmp_path / "whole")[20]["train/lm_loss"]
+
+    from sparseehr_mcore.checkpointing.layout import read_metadata
+    from sparseehr_mcore.checkpointing.weights import load_weights
+    from sparseehr_mcore.config import ParallelConfig
+    from sparseehr_mcore.model.builder import build_model
+
+    weights = {}
+    for name in ("whole", "killed"):
+        directory = tmp_path / name / "iter_0000020"
+        model = build_model(read_metadata(directory).model, ParallelConfig())
+        load_weights(model, directory)
+        weights[name] = model.state_dict()
+    for key, tensor in weights["whole"].items():
+        if not key.endswith("_extra_state"):
+            assert tensor.equal(weights["killed"][key]), key
+
+
+@pytest.mark.parametrize(
+    "args, nproc, message",
+    [
+        (["--parallel.tensor_model_parallel_size", "3"], 1, "world size 1 is not divisible by tensor x pipeline parallel size"),
+        (["--model.vocab_size", "99"], 1, "the tokenizer has .* tokens but model.vocab_size is 99"),
+        (["--data.preprocessed_dirs", "[/nonexistent]"], 1, "no manifest.json|not found|does not exist"),
+        (["--model.hidden_size", "128", "--checkpoint.load_dir", "{whole}"], 1, "holds another model shape"),
+    ],
+)
+def test_bad_configs_fail_before_compute(tmp_path, synthetic_preprocessed, args, nproc, message):
+    import re
+
+    whole = tmp_path / "whole"
+    config = write_run_config(tmp_path / "run.yaml", synthetic_preprocessed, tmp_path / "run", train={"train_iters": 3, "eval_interval": 0})
+    if "{whole}" in " ".join(args):
+        setup = write_run_config(tmp_path / "setup.yaml", synthetic_preprocessed, whole, train={"train_iters": 3, "eval_interval": 0})
+        assert run(setup).returncode == 0
+    done = run(config, *[a.replace("{whole}", str(whole)) for a in args], nproc=nproc)
+    assert done.returncode != 0
+    assert re.search(message, done.stderr), done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()  # nothing trained
+
+
+def test_checkpoint_continues_under_another_layout(tmp_path, synthetic_preprocessed):
+    first = write_run_config(tmp_path / "first.yaml", synthetic_preprocessed, tmp_path / "first", train={"train_iters": 4, "eval_interval": 0})
+    assert run(first).returncode == 0
+    second = write_run_config(tmp_path / "second.yaml", synthetic_preprocessed, tmp_path / "second", train={"train_iters": 8, "eval_interval": 0})
+    done = run(second, "--checkpoint.load_dir", str(tmp_path / "first"), "--parallel.tensor_model_parallel_size", "2", nproc=2)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "resumed from" in done.stdout and "RNG states are not restored" in done.stdout
+    steps = metrics(tmp_path / "second")
+    assert sorted(steps) == [5, 6, 7, 8]  # continued at the checkpoint's step, optimizer state resharded
+    assert steps[5]["train/lm_loss"] < metrics(tmp_path / "first")[1]["train/lm_loss"]
+
+    # Optimizer state does not map across a change of expert parallelism: a clear refusal, then the
+    # weights alone do load.
+    expert = ["--checkpoint.load_dir", str(tmp_path / "first"), "--parallel.expert_model_parallel_size", "2",
+              "--checkpoint.save_dir", str(tmp_path / "third")]  # fmt: skip
+    refused = run(second, *expert, nproc=2)
+    assert refused.returncode != 0
+    assert "cannot map optimizer state across a change of expert-parallel size" in refused.stderr, refused.stderr[-2000:]
+    assert "[rank0]: Traceback" not in refused.stderr  # torchrun itself reports the failed child
+    done = run(second, *expert, "--checkpoint.load_optimizer", "false", nproc=2)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "training starts at step 0" in done.stdout
