@@ -14,7 +14,7 @@ DTYPE = np.int32
 
 
 @functools.cache
-def _megatron():
+def megatron_indexed_dataset():
     """Megatron-Core's indexed dataset module, imported on first use (keeps `--help` fast) and
     without its import-time notes about absent Transformer Engine/apex (nothing to act on here)."""
     with warnings.catch_warnings():
@@ -29,7 +29,7 @@ class PatientDatasetWriter:
     def __init__(self, prefix: Path) -> None:
         self.prefix = Path(prefix)
         self.prefix.parent.mkdir(parents=True, exist_ok=True)
-        self.builder = _megatron().IndexedDatasetBuilder(str(self.prefix) + ".bin", dtype=DTYPE)
+        self.builder = megatron_indexed_dataset().IndexedDatasetBuilder(str(self.prefix) + ".bin", dtype=DTYPE)
         self.documents = 0
         self.tokens = 0
 
@@ -45,7 +45,7 @@ class PatientDatasetWriter:
 def merge_datasets(parts: list[Path], prefix: Path) -> None:
     """Concatenate indexed datasets `parts` (in order) into `prefix` with Megatron-Core's builder."""
     prefix.parent.mkdir(parents=True, exist_ok=True)
-    builder = _megatron().IndexedDatasetBuilder(str(prefix) + ".bin", dtype=DTYPE)
+    builder = megatron_indexed_dataset().IndexedDatasetBuilder(str(prefix) + ".bin", dtype=DTYPE)
     # add_index runs gc.collect() per part; freezing the (large, long-lived) heap first keeps that
     # from scanning every object the run has created.
     gc.freeze()
@@ -66,4 +66,4 @@ def publish(work_prefix: Path, final_prefix: Path) -> None:
 
 def open_dataset(prefix: Path):
     """Open with Megatron-Core's `IndexedDataset` (what training uses)."""
-    return _megatron().IndexedDataset(str(prefix), multimodal=False, mmap=True)
+    return megatron_indexed_dataset().IndexedDataset(str(prefix), multimodal=False, mmap=True)

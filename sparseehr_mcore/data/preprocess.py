@@ -158,7 +158,7 @@ def run_preprocess(config: PreprocessConfig, *, phase: str = "all", shard: int |
         raise PreprocessError(f"--phase {phase!r}: choose one of {', '.join(PHASES)}")
     if phase in ("vocab", "finish"):
         return {"vocab": vocab, "finish": finish}[phase](config)
-    pool = worker_pool(config.workers)
+    pool = worker_pool(config.workers, config=config)
     try:
         if phase == "stage":
             return stage(config, pool=pool)
@@ -175,7 +175,7 @@ def run_preprocess(config: PreprocessConfig, *, phase: str = "all", shard: int |
                 shutil.rmtree(config.work, ignore_errors=True)
     finally:
         if pool is not None:
-            pool.terminate()
+            pool.shutdown(cancel_futures=True)
 
 
 def _merge_outputs(config: PreprocessConfig, *, plan: dict, written: list[dict]):

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import multiprocessing
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +19,7 @@ import polars as pl
 from tqdm import tqdm
 
 from sparseehr_mcore.data.buckets import build_bucket, iter_timelines
-from sparseehr_mcore.data.indexed import PatientDatasetWriter
+from sparseehr_mcore.data.indexed import PatientDatasetWriter, megatron_indexed_dataset
 from sparseehr_mcore.data.ledger import Ledger, PreprocessError
 from sparseehr_mcore.data.manifest import write_json_atomic
 from sparseehr_mcore.data.partition import SPLITS
@@ -29,18 +31,35 @@ from sparseehr_mcore.tokenization.registry import resolve
 Table = tuple[str, str, Path]  # (spec name, ledger table name, file)
 
 
-def worker_pool(workers: int):
-    """A spawn pool (fork is unsafe with polars' threads), or None for in-process work."""
-    return multiprocessing.get_context("spawn").Pool(workers) if workers > 1 else None
+def _warm_worker(config: PreprocessConfig) -> None:
+    """Pay a worker's fixed costs (GEM index, Megatron-Core/torch import) at start-up, while the
+    stage phase, which has one task per input file, leaves workers idle."""
+    make_harmoniser(config)
+    megatron_indexed_dataset()
 
 
-def map_ordered(function, items, *, pool, desc: str, progress: bool) -> list:
+def worker_pool(workers: int, *, config: PreprocessConfig) -> ProcessPoolExecutor | None:
+    """A spawn process pool (fork is unsafe with polars' threads), or None for in-process work.
+
+    An executor rather than `multiprocessing.Pool`: a worker that dies raises `BrokenProcessPool`
+    instead of being replaced silently while the run waits forever.
+    """
+    if workers == 1:
+        return None
+    context = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(workers, mp_context=context, initializer=_warm_worker, initargs=(config,))
+
+
+def map_ordered(function, items, *, pool: ProcessPoolExecutor | None, desc: str, progress: bool) -> list:
     """Ordered map over `items`, in `pool` when given (one pool serves every phase of a run, so
     workers pay their imports once)."""
     items = list(items)
     if pool is None or len(items) <= 1:
         return [function(item) for item in tqdm(items, desc=desc, disable=not progress)]
-    return list(tqdm(pool.imap(function, items), total=len(items), desc=desc, disable=not progress))
+    try:
+        return list(tqdm(pool.map(function, items), total=len(items), desc=desc, disable=not progress))
+    except BrokenProcessPool as err:
+        raise PreprocessError(f"a {desc} worker process died ({err}); rerun with --workers 1 to see why") from None
 
 
 def result_path(work: Path, phase: str, index: int) -> Path:

@@ -29,7 +29,13 @@ from sparseehr_mcore.training.checkpoint import (
 )
 from sparseehr_mcore.training.data import build_patient_datasets, micro_batches
 from sparseehr_mcore.training.inputs import DataSources, resolve_data_sources
-from sparseehr_mcore.training.metrics import ExpertUsage, RunLogger, expert_share_std, measure_matmul_peak
+from sparseehr_mcore.training.metrics import (
+    ExpertUsage,
+    RunLogger,
+    format_step_line,
+    measure_matmul_peak,
+    step_report,
+)
 from sparseehr_mcore.training.stack import build_training_stack, resolve_precision, run_microbatches, train_step
 
 
@@ -118,14 +124,13 @@ def pretrain(run: RunConfig, *, log_fn=print) -> TrainResult:
         )
 
     seq_length = run.model.seq_length
-    evaluations = (train.train_iters // train.eval_interval + 1) if train.eval_interval else 0
     train_set, valid_set = build_patient_datasets(
         train=sources.train,
         valid=sources.valid,
         sequence_length=seq_length,
         special=sources.special_ids,
         num_train_samples=train.train_iters * train.global_batch_size,
-        num_valid_samples=train.eval_iters * train.global_batch_size if evaluations else 0,
+        num_valid_samples=train.eval_iters * train.global_batch_size if train.eval_interval else 0,
         seed=train.seed,
     )
     counts = count_parameters(run.model)
@@ -160,37 +165,24 @@ def pretrain(run: RunConfig, *, log_fn=print) -> TrainResult:
         aux = _aux_losses(num_microbatches, run.model.num_layers)
         if state.iteration % run.logging.log_interval == 0 or state.iteration == train.train_iters:
             elapsed = time.perf_counter() - window_start
-            tokens_per_s = window_steps * train.global_batch_size * seq_length / elapsed
-            flops = window_steps * train.global_batch_size * flops_per_sequence / elapsed
-            mfu = flops / (peak * place.world_size)
-            shares = usage.collect()
-            lr = stack.optimizer.param_groups[0]["lr"]
-            values = {
-                "train/lm_loss": step.loss,
-                "train/lr": lr,
-                "train/grad_norm": step.grad_norm,
-                "perf/tokens_per_s": tokens_per_s,
-                "perf/mfu_vs_measured_matmul_peak": mfu,
-                **{f"train/{name}": value for name, value in aux.items()},
-            }
-            for layer, share in shares.items():
-                values[f"experts/layer{layer:02d}_util_std"] = expert_share_std(share)
-                values.update({f"experts/layer{layer:02d}_expert{e}_share": float(s) for e, s in enumerate(share)})
-            if shares:
-                values["experts/util_std_mean"] = sum(expert_share_std(s) for s in shares.values()) / len(shares)
-            logger.scalars(state.iteration, values)
-            aux_text = " ".join(f"{name} {value:.4f}" for name, value in aux.items())
-            util = f" expert-util-std {values['experts/util_std_mean']:.3f}" if shares else ""
-            log(
-                f"step {state.iteration:6d}/{train.train_iters} | lm loss {step.loss:.4f} | {aux_text} | lr {lr:.3e} | "
-                f"grad norm {step.grad_norm or 0:.3f} | {tokens_per_s:,.0f} tok/s | MFU {100 * mfu:.1f}%{util}"
-                + (" | update skipped" if step.update_skipped else "")
+            sequences = window_steps * train.global_batch_size
+            values = step_report(
+                step,
+                aux_losses=aux,
+                expert_shares=usage.collect(),
+                lr=stack.optimizer.param_groups[0]["lr"],
+                tokens_per_s=sequences * seq_length / elapsed,
+                mfu=sequences * flops_per_sequence / elapsed / (peak * place.world_size),
             )
+            logger.scalars(state.iteration, values)
+            log(format_step_line(state.iteration, train.train_iters, values, skipped=step.update_skipped))
             window_start, window_steps = time.perf_counter(), 0
         if valid_set is not None and train.eval_interval and state.iteration % train.eval_interval == 0:
-            result.valid_losses[state.iteration] = evaluate(stack, valid_set, run, place, num_microbatches, usage)
-            logger.scalars(state.iteration, {"valid/lm_loss": result.valid_losses[state.iteration], "valid/ppl": math.exp(min(result.valid_losses[state.iteration], 50))})
-            log(f"validation at step {state.iteration}: loss {result.valid_losses[state.iteration]:.4f} ppl {math.exp(min(result.valid_losses[state.iteration], 50)):.2f}")
+            valid_loss = evaluate(stack, valid_set, run, place, num_microbatches, usage)
+            result.valid_losses[state.iteration] = valid_loss
+            perplexity = math.exp(min(valid_loss, 50.0))  # capped: an untrained model's loss can overflow exp
+            logger.scalars(state.iteration, {"valid/lm_loss": valid_loss, "valid/ppl": perplexity})
+            log(f"validation at step {state.iteration}: loss {valid_loss:.4f} ppl {perplexity:.2f}")
         interval = run.checkpoint.save_interval
         if save_dir and (state.iteration == train.train_iters or (interval and state.iteration % interval == 0)):
             result.checkpoint = save_training_checkpoint(

@@ -62,6 +62,38 @@ def expert_share_std(shares: torch.Tensor) -> float:
     return float(shares.std(unbiased=False))
 
 
+def step_report(
+    step, *, aux_losses: dict[str, float], expert_shares: dict[int, torch.Tensor], lr: float, tokens_per_s: float, mfu: float
+) -> dict[str, float]:
+    """The scalars logged for one training step, by tensorboard tag."""
+    values = {
+        "train/lm_loss": step.loss,
+        "train/lr": lr,
+        "train/grad_norm": step.grad_norm,
+        "perf/tokens_per_s": tokens_per_s,
+        "perf/mfu_vs_measured_matmul_peak": mfu,
+        **{f"train/{name}": value for name, value in aux_losses.items()},
+    }
+    for layer, shares in expert_shares.items():
+        values[f"experts/layer{layer:02d}_util_std"] = expert_share_std(shares)
+        values.update({f"experts/layer{layer:02d}_expert{e}_share": float(s) for e, s in enumerate(shares)})
+    if expert_shares:
+        values["experts/util_std_mean"] = sum(expert_share_std(s) for s in expert_shares.values()) / len(expert_shares)
+    return values
+
+
+def format_step_line(iteration: int, train_iters: int, values: dict[str, float], *, skipped: bool) -> str:
+    """One console line from `step_report`'s scalars."""
+    aux_tags = [t for t in values if t.startswith("train/") and t.endswith("_loss") and t != "train/lm_loss"]
+    aux = "".join(f"| {tag.removeprefix('train/')} {values[tag]:.4f} " for tag in aux_tags)
+    util = f" | expert-util-std {values['experts/util_std_mean']:.3f}" if "experts/util_std_mean" in values else ""
+    return (
+        f"step {iteration:6d}/{train_iters} | lm loss {values['train/lm_loss']:.4f} {aux}| lr {values['train/lr']:.3e} | "
+        f"grad norm {values['train/grad_norm'] or 0:.3f} | {values['perf/tokens_per_s']:,.0f} tok/s | "
+        f"MFU {100 * values['perf/mfu_vs_measured_matmul_peak']:.1f}%{util}" + (" | update skipped" if skipped else "")
+    )
+
+
 def measure_matmul_peak(*, device: torch.device, dtype: torch.dtype, seconds: float = 0.5) -> float:
     """Achieved FLOP/s of a large square matmul on this device: the ceiling FLOP utilisation is
     measured against (datasheet peaks overstate what a CPU or a throttled GPU reaches)."""

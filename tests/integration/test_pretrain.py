@@ -4,6 +4,7 @@ and configurations refused before any compute."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -67,11 +68,13 @@ def test_tiny_model_learns_on_real_patients_and_logs(tmp_path, mimic_iv_preproce
     steps = metrics(tmp_path / "run")
     losses = [steps[s]["train/lm_loss"] for s in sorted(steps) if "train/lm_loss" in steps[s]]
     assert len(losses) == 30
-    assert sum(losses[-5:]) / 5 < 0.8 * sum(losses[:5]) / 5, losses
-    assert any(name.startswith("experts/layer03_expert") for name in steps[30])
-    assert "valid/lm_loss" in steps[20] and "train/load_balancing_loss" in steps[1]
-    assert list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
     saved = yaml.safe_load((tmp_path / "run" / "run_config.yaml").read_text())
+    first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
+    # Falling, and well below guessing uniformly over the vocabulary (ln V nats).
+    assert last < first - 0.5 and last < 0.85 * math.log(saved["model"]["vocab_size"]), losses
+    assert any(name.startswith("experts/layer03_expert") for name in steps[30])
+    assert "train/load_balancing_loss" in steps[1]  # (the 25-patient demo has no validation split)
+    assert list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
     assert saved["train"]["train_iters"] == 30 and isinstance(saved["model"]["vocab_size"], int)
 
 
@@ -106,7 +109,14 @@ def test_killed_run_resumes_to_the_same_loss_and_weights(tmp_path, synthetic_pre
     resumed = run(killed)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resumed from" in resumed.stdout
-    assert metrics(tmp_path / "killed")[20]["train/lm_loss"] == metrics(tmp_path / "whole")[20]["train/lm_loss"]
+    def without_timings(row: dict) -> dict:
+        return {key: value for key, value in row.items() if not key.startswith("perf/")}
+
+    # Every logged value (loss, aux loss, lr, grad norm, expert shares, validation) of the steps
+    # before and after the interruption.
+    for step in (10, 11, 20):
+        assert without_timings(metrics(tmp_path / "killed")[step]) == without_timings(metrics(tmp_path / "whole")[step])
+    assert "valid/lm_loss" in metrics(tmp_path / "whole")[20]
 
     from sparseehr_mcore.checkpointing.layout import read_metadata
     from sparseehr_mcore.checkpointing.weights import load_weights
