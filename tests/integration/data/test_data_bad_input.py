@@ -104,6 +104,11 @@ def test_missing_table_and_bad_flags_give_messages(tmp_path, preprocess_main, ca
         preprocess_main(["--source", "events", "--input", str(tmp_path / "empty"), "--output-dir", str(tmp_path / "o"),
                          "--split", "0.5,0.6,0.1"])
     assert stopped.value.code == 2 and "summing to 1" in capsys.readouterr().err
+    (tmp_path / "o" / "tokenizer").mkdir(parents=True)
+    with pytest.raises(SystemExit) as stopped:
+        preprocess_main(["--source", "events", "--input", str(tmp_path / "empty"), "--output-dir", str(tmp_path / "o"),
+                         "--tokenizer-dir", str(tmp_path / "o" / "tokenizer")])
+    assert stopped.value.code == 2 and "this run's own output" in capsys.readouterr().err
     with pytest.raises(SystemExit) as stopped:
         preprocess_main(["--source", "epic", "--input", ".", "--output-dir", "o"])
     assert stopped.value.code == 2 and "invalid choice: 'epic'" in capsys.readouterr().err

@@ -20,9 +20,10 @@ def test_meds_shards_with_static_rows(tmp_path, preprocess_main):
         (1, dt.datetime(2020, 2, 1), "HCPCS//G0378"), (1, dt.datetime(2020, 2, 1), "LAB//1234"),
         (1, None, "ICD10CM//I10"),
     ]
-    pl.DataFrame(rows, schema={"subject_id": pl.Int64, "time": pl.Datetime, "code": pl.Utf8}, orient="row").write_parquet(data / "0.parquet")
+    schema = {"subject_id": pl.Int64, "time": pl.Datetime, "code": pl.Utf8}
+    pl.DataFrame(rows, schema=schema, orient="row").write_parquet(data / "0.parquet")
     more = [(2, dt.datetime(2021, 3, 3), "ICD10CM//J45.909"), (2, dt.datetime(2021, 3, 3), "ICD10CM//J45.909")]
-    pl.DataFrame(more, schema={"subject_id": pl.Int64, "time": pl.Datetime, "code": pl.Utf8}, orient="row").write_parquet(data / "1.parquet")
+    pl.DataFrame(more, schema=schema, orient="row").write_parquet(data / "1.parquet")
     out = tmp_path / "out"
     assert preprocess_main(["--source", "meds", "--input", str(tmp_path / "meds"), "--output-dir", str(out),
                             "--split", "1,0,0"]) == 0

@@ -1,0 +1,185 @@
+"""Megatron-Core checkpoint <-> Hugging Face `Qwen2MoeForCausalLM` folder, both directions.
+
+Reading a checkpoint needs no particular layout: one process builds the whole model (TP=PP=EP=1)
+and Megatron-Core's dist_checkpointing reshards whatever TP/PP/EP layout it was saved under.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from transformers import GenerationConfig, Qwen2MoeConfig
+
+from sparseehr_mcore.checkpointing.layout import (
+    TOKENIZER_DIR,
+    CheckpointMetadata,
+    read_metadata,
+    resolve_checkpoint,
+)
+from sparseehr_mcore.checkpointing.weights import load_weights, save_weights
+from sparseehr_mcore.config import ModelConfig, ParallelConfig
+from sparseehr_mcore.export.hf_config import hf_config_dict, model_config_from_hf
+from sparseehr_mcore.export.hf_tokenizer import (
+    SpecialTokens,
+    build_hf_tokenizer,
+    save_hf_tokenizer,
+    vocab_from_saved_tokenizer,
+)
+from sparseehr_mcore.export.kinds import ConversionError
+from sparseehr_mcore.export.mapping import IGNORED_MCORE_SUFFIXES, hf_to_mcore, mcore_to_hf
+from sparseehr_mcore.export.model_card import render_model_card
+from sparseehr_mcore.export.safetensors_io import DEFAULT_SHARD_BYTES, read_shards, write_shards
+
+# Our own tokenizer travels inside the HF folder so that HF -> Megatron-Core restores it exactly.
+SPARSEEHR_TOKENIZER_DIR = "sparseehr_tokenizer"
+
+
+@dataclass(kw_only=True)
+class ExportOptions:
+    """What goes into the Hugging Face folder besides the weights."""
+
+    tokenizer_dir: Path | None = None  # a saved SparseEHR tokenizer; None: the checkpoint's tokenizer/
+    require_tokenizer: bool = True  # False: export weights without a tokenizer when none is found
+    specials: SpecialTokens = field(default_factory=SpecialTokens)
+    data_description: str | None = None
+    metrics: dict[str, float] | None = None
+    max_shard_bytes: int = DEFAULT_SHARD_BYTES
+
+
+def _one_process_model(model: ModelConfig) -> torch.nn.Module:
+    """The whole model on this process (a gloo world of one; reseeds Megatron-Core's RNGs)."""
+    from sparseehr_mcore.distributed import initialize_distributed
+    from sparseehr_mcore.model.builder import build_model
+
+    # The local spec's names are what `hf_to_mcore` writes; its sharded keys equal TE's, so
+    # checkpoints written here load into TE models as well.
+    local = model.replace(transformer_impl="local")
+    initialize_distributed(ParallelConfig(), model=local)
+    return build_model(local, ParallelConfig())
+
+
+def read_mcore_checkpoint(path: str | Path) -> tuple[CheckpointMetadata, dict[str, torch.Tensor]]:
+    """The metadata and the full, unsharded model state of a checkpoint (ROOT or iter_* dir)."""
+    directory = resolve_checkpoint(path)
+    metadata = read_metadata(directory)
+    model = _one_process_model(metadata.model)
+    load_weights(model, directory)
+    state = {name: value for name, value in model.state_dict().items() if not name.endswith(IGNORED_MCORE_SUFFIXES)}
+    return metadata, state
+
+
+def _special_ids(vocab: dict[str, int] | None, specials: SpecialTokens) -> dict[str, int]:
+    if vocab is None:
+        return {}
+    roles = {"pad": specials.pad, "eod": specials.eos, "bos": specials.bos}
+    return {role: vocab[token] for role, token in roles.items() if token is not None and token in vocab}
+
+
+def export_to_hf(checkpoint: str | Path, output: str | Path, *, options: ExportOptions | None = None) -> Path:
+    """Write a Hugging Face Qwen2-MoE folder for a Megatron-Core checkpoint.
+
+    Args:
+        checkpoint: a run root or one iter_* directory.
+        output: the folder to create (must be absent or empty).
+        options: tokenizer, model card and sharding options.
+
+    Returns:
+        The output folder.
+
+    Raises:
+        ConversionError: the model or tokenizer cannot be expressed as Qwen2-MoE, or keys do not map.
+        FileNotFoundError: no complete checkpoint at `checkpoint`.
+    """
+    options = options or ExportOptions()
+    output = Path(output)
+    if output.exists() and any(output.iterdir()):
+        raise ConversionError(f"output folder {output} is not empty")
+    metadata, state = read_mcore_checkpoint(checkpoint)
+    model = metadata.model
+    tokenizer_dir = options.tokenizer_dir or resolve_checkpoint(checkpoint) / TOKENIZER_DIR
+    vocab = vocab_from_saved_tokenizer(tokenizer_dir) if (tokenizer_dir / "vocab.json").is_file() else None
+    if vocab is None and options.require_tokenizer:
+        raise ConversionError(f"no saved tokenizer at {tokenizer_dir}: pass a tokenizer folder or allow none")
+    if vocab is not None and len(vocab) != model.vocab_size:
+        raise ConversionError(f"tokenizer has {len(vocab)} tokens, the model's vocab_size is {model.vocab_size}")
+
+    tensors = mcore_to_hf(state, model)
+    output.mkdir(parents=True, exist_ok=True)
+    special_ids = _special_ids(vocab, options.specials)
+    hf_config = Qwen2MoeConfig(**hf_config_dict(model, special_ids=special_ids))
+    hf_config.save_pretrained(str(output))
+    GenerationConfig(
+        eos_token_id=special_ids.get("eod"), pad_token_id=special_ids.get("pad"), bos_token_id=special_ids.get("bos")
+    ).save_pretrained(str(output))
+    write_shards(tensors, output, max_shard_bytes=options.max_shard_bytes)
+    if vocab is not None:
+        save_hf_tokenizer(build_hf_tokenizer(vocab, specials=options.specials), output)
+        shutil.copytree(tokenizer_dir, output / SPARSEEHR_TOKENIZER_DIR)
+    card = render_model_card(
+        model, iteration=metadata.iteration, data_description=options.data_description, metrics=options.metrics
+    )
+    (output / "README.md").write_text(card, encoding="utf-8")
+    return output
+
+
+def read_hf_folder(
+    directory: str | Path, *, shared_expert_gate: bool | None = None
+) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
+    """The ModelConfig and the Megatron-Core (local-spec) tensors of a Qwen2-MoE folder."""
+    directory = Path(directory)
+    config_path = directory / "config.json"
+    if not config_path.is_file():
+        raise ConversionError(f"{directory} is not a Hugging Face model folder (no config.json)")
+    model = model_config_from_hf(json.loads(config_path.read_text(encoding="utf-8")), shared_expert_gate=shared_expert_gate)
+    return model, hf_to_mcore(read_shards(directory), model)
+
+
+def import_from_hf(
+    directory: str | Path, output: str | Path, *, shared_expert_gate: bool | None = None, iteration: int = 0
+) -> Path:
+    """Write a Megatron-Core weights checkpoint (TP=PP=EP=1; loads under any layout) from a HF folder.
+
+    Args:
+        directory: a Qwen2-MoE folder of the shape `export_to_hf` writes.
+        output: the checkpoint directory to create (must be absent or empty).
+        shared_expert_gate: override the config's choice of a gated shared expert.
+        iteration: recorded in the checkpoint metadata.
+
+    Raises:
+        ConversionError: config, keys, shapes or values do not fit our model.
+    """
+    output = Path(output)
+    if output.exists() and any(output.iterdir()):
+        raise ConversionError(f"output folder {output} is not empty")
+    model_config, state = read_hf_folder(directory, shared_expert_gate=shared_expert_gate)
+    model = _one_process_model(model_config)
+    expected = {k: v for k, v in model.state_dict().items() if not k.endswith(IGNORED_MCORE_SUFFIXES)}
+    mismatched = [
+        f"{name}: file {tuple(state[name].shape)}, model {tuple(expected[name].shape)}"
+        for name in sorted(set(state) & set(expected))
+        if state[name].shape != expected[name].shape
+    ]
+    if mismatched or set(state) != set(expected):
+        raise ConversionError(
+            "Hugging Face weights do not fit the model: "
+            f"shape mismatches {mismatched}, missing {sorted(set(expected) - set(state))}, "
+            f"unexpected {sorted(set(state) - set(expected))}"
+        )
+    with torch.no_grad():
+        for name, tensor in state.items():
+            expected[name].copy_(tensor)
+    save_weights(
+        model,
+        output,
+        metadata=CheckpointMetadata(
+            model=model_config, parallel=ParallelConfig(), iteration=iteration, kind="weights", world_size=1
+        ),
+    )
+    saved_tokenizer = Path(directory) / SPARSEEHR_TOKENIZER_DIR
+    if saved_tokenizer.is_dir():
+        shutil.copytree(saved_tokenizer, output / TOKENIZER_DIR)
+    return output
