@@ -130,3 +130,22 @@ def test_loss_falls_over_30_steps_on_a_fixed_batch(build_tiny):
     clear_aux_losses_tracker()
     assert losses[-1] < 0.5 * losses[0], losses
     assert all(torch.isfinite(torch.tensor(losses)))
+
+
+def test_activation_recomputation_gives_the_same_gradients(single_process_world):
+    from sparseehr_mcore.config import ModelConfig, ParallelConfig
+    from sparseehr_mcore.distributed import seed_everything
+    from sparseehr_mcore.model.builder import build_model
+
+    config = ModelConfig.from_preset("tiny")
+    batch = make_batch(config.vocab_size, config.seq_length)
+    grads = []
+    for recompute in (False, True):
+        seed_everything(1234)
+        model = build_model(config, ParallelConfig(), recompute=recompute)
+        assert model.config.recompute_granularity == ("full" if recompute else None)
+        lm_loss(model, batch).backward()
+        grads.append({name: p.grad.clone() for name, p in model.named_parameters()})
+    clear_aux_losses_tracker()
+    for name, grad in grads[0].items():
+        torch.testing.assert_close(grads[1][name], grad, rtol=1e-5, atol=1e-6, msg=name)
