@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sparseehr_mcore.config import ConfigError
 from sparseehr_mcore.data.manifest import MANIFEST_FILE, dataset_prefixes
-from sparseehr_mcore.data.preprocess import TOKENIZER_DIR
+from sparseehr_mcore.data.run_config import TOKENIZER_DIR
 from sparseehr_mcore.tokenization.base import VOCAB_FILE
 from sparseehr_mcore.tokenization.metadata import load_tokenizer
 from sparseehr_mcore.training.data import SpecialIds
