@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
+import sys
+import types
 from dataclasses import dataclass
 from typing import Callable
 
@@ -143,6 +146,23 @@ def _patch_split_sizes_to_host() -> None:
 
 
 _FACTORIES_WITH_DEVICE = ("tensor", "zeros", "ones", "empty", "full", "arange", "randn", "empty_like", "zeros_like")
+# The Megatron-Core modules that make tensors with device="cuda" on the paths this project runs
+# (training, checkpointing). A module missing here fails loudly ("Torch not compiled with CUDA").
+_MEGATRON_MODULES_ASKING_FOR_CUDA = (
+    "megatron.core.dist_checkpointing.exchange_utils",
+    "megatron.core.dist_checkpointing.strategies.state_dict_saver",
+    "megatron.core.distributed.param_and_grad_buffer",
+    "megatron.core.optimizer.clip_grads",
+    "megatron.core.optimizer.grad_scaler",
+    "megatron.core.optimizer.optimizer",
+    "megatron.core.pipeline_parallel.schedules",
+    "megatron.core.pipeline_parallel.utils",
+    "megatron.core.rerun_state_machine",
+    "megatron.core.tensor_parallel.data",
+    "megatron.core.transformer.moe.moe_utils",
+    "megatron.core.transformer.utils",
+    "megatron.core.utils",
+)
 
 
 def _on_cpu(device):
@@ -151,14 +171,17 @@ def _on_cpu(device):
     return device
 
 
-def _patch_cuda_device_is_cpu() -> None:
-    """Megatron-Core creates tensors with `device="cuda"` (the default causal mask of the local
-    attention, pipeline schedules, optimizer) and moves tensors with `.cuda()` (embedding sync
-    between pipeline stages). On a CPU-only build the
-    CPU is the only device, so those requests are served there. Only tensor factories and
-    `Tensor.cuda` are wrapped: no per-op hook, no cost to the forward pass."""
+class _TorchServingCudaOnCpu(types.ModuleType):
+    """`torch` as Megatron-Core's modules see it on a CPU-only build: factories asked for
+    device="cuda" make CPU tensors; every other attribute is torch's own."""
 
-    def serve_on_cpu(factory):
+    def __init__(self) -> None:
+        super().__init__("torch")
+        for name in _FACTORIES_WITH_DEVICE:
+            setattr(self, name, self._serving_on_cpu(getattr(torch, name)))
+
+    @staticmethod
+    def _serving_on_cpu(factory):
         @functools.wraps(factory)
         def factory_on_cpu(*args, **kwargs):
             if "device" in kwargs:
@@ -167,8 +190,26 @@ def _patch_cuda_device_is_cpu() -> None:
 
         return factory_on_cpu
 
-    for name in _FACTORIES_WITH_DEVICE:
-        setattr(torch, name, serve_on_cpu(getattr(torch, name)))
+    def __getattr__(self, name):
+        return getattr(torch, name)
+
+
+def _patch_cuda_device_is_cpu() -> None:
+    """Megatron-Core creates tensors with `device="cuda"` (the default causal mask of the local
+    attention, pipeline schedules, optimizer, checkpoint exchange) and moves tensors with `.cuda()`
+    (embedding sync between pipeline stages). On a CPU-only build the CPU serves those requests.
+
+    Only Megatron-Core's own modules get the CPU-serving `torch`: patching torch's factories for the
+    whole process would change them for every library (transformers' meta-device model loading then
+    silently leaves RoPE buffers uninitialised). `Tensor.cuda` is patched process-wide: without CUDA
+    it can only fail.
+    """
+    torch_serving_cpu = _TorchServingCudaOnCpu()
+    for name in _MEGATRON_MODULES_ASKING_FOR_CUDA:
+        importlib.import_module(name)
+    for name, module in list(sys.modules.items()):
+        if name.startswith("megatron.") and getattr(module, "torch", None) is torch:
+            module.torch = torch_serving_cpu
     torch.Tensor.cuda = lambda self, *args, **kwargs: self
 
 

@@ -30,7 +30,7 @@ from sparseehr_mcore.export.hf_tokenizer import (
     vocab_from_saved_tokenizer,
 )
 from sparseehr_mcore.export.kinds import ConversionError
-from sparseehr_mcore.export.mapping import IGNORED_MCORE_SUFFIXES, hf_to_mcore, mcore_to_hf
+from sparseehr_mcore.export.mapping import IGNORED_MCORE_SUFFIXES, hf_names_of, hf_to_mcore, mcore_to_hf
 from sparseehr_mcore.export.model_card import render_model_card
 from sparseehr_mcore.export.safetensors_io import DEFAULT_SHARD_BYTES, read_shards, write_shards
 
@@ -79,6 +79,14 @@ def _special_ids(vocab: dict[str, int] | None, specials: SpecialTokens) -> dict[
     return {role: vocab[token] for role, token in roles.items() if token is not None and token in vocab}
 
 
+def _add_legacy_rope_theta(config_path: Path, rotary_base: float) -> None:
+    # transformers 5 keeps RoPE's base only inside `rope_parameters`; transformers 4 reads the
+    # top-level `rope_theta` and would silently fall back to 10000 without it.
+    values = json.loads(config_path.read_text(encoding="utf-8"))
+    values["rope_theta"] = float(rotary_base)
+    config_path.write_text(json.dumps(values, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
 def export_to_hf(checkpoint: str | Path, output: str | Path, *, options: ExportOptions | None = None) -> Path:
     """Write a Hugging Face Qwen2-MoE folder for a Megatron-Core checkpoint.
 
@@ -112,6 +120,7 @@ def export_to_hf(checkpoint: str | Path, output: str | Path, *, options: ExportO
     special_ids = _special_ids(vocab, options.specials)
     hf_config = Qwen2MoeConfig(**hf_config_dict(model, special_ids=special_ids))
     hf_config.save_pretrained(str(output))
+    _add_legacy_rope_theta(output / "config.json", model.rotary_base)
     GenerationConfig(
         eos_token_id=special_ids.get("eod"), pad_token_id=special_ids.get("pad"), bos_token_id=special_ids.get("bos")
     ).save_pretrained(str(output))
@@ -134,7 +143,8 @@ def read_hf_folder(
     config_path = directory / "config.json"
     if not config_path.is_file():
         raise ConversionError(f"{directory} is not a Hugging Face model folder (no config.json)")
-    model = model_config_from_hf(json.loads(config_path.read_text(encoding="utf-8")), shared_expert_gate=shared_expert_gate)
+    values = json.loads(config_path.read_text(encoding="utf-8"))
+    model = model_config_from_hf(values, shared_expert_gate=shared_expert_gate)
     return model, hf_to_mcore(read_shards(directory), model)
 
 
@@ -158,8 +168,10 @@ def import_from_hf(
     model_config, state = read_hf_folder(directory, shared_expert_gate=shared_expert_gate)
     model = _one_process_model(model_config)
     expected = {k: v for k, v in model.state_dict().items() if not k.endswith(IGNORED_MCORE_SUFFIXES)}
+    hf_names = hf_names_of(model_config)
     mismatched = [
-        f"{name}: file {tuple(state[name].shape)}, model {tuple(expected[name].shape)}"
+        f"{name} (from {', '.join(hf_names[name])}): converted {tuple(state[name].shape)}, "
+        f"model {tuple(expected[name].shape)}"
         for name in sorted(set(state) & set(expected))
         if state[name].shape != expected[name].shape
     ]
@@ -172,6 +184,11 @@ def import_from_hf(
     with torch.no_grad():
         for name, tensor in state.items():
             expected[name].copy_(tensor)
+    # The tokenizer goes in first: the metadata file, written last by save_weights, marks the
+    # checkpoint complete.
+    saved_tokenizer = Path(directory) / SPARSEEHR_TOKENIZER_DIR
+    if saved_tokenizer.is_dir():
+        shutil.copytree(saved_tokenizer, output / TOKENIZER_DIR)
     save_weights(
         model,
         output,
@@ -179,7 +196,4 @@ def import_from_hf(
             model=model_config, parallel=ParallelConfig(), iteration=iteration, kind="weights", world_size=1
         ),
     )
-    saved_tokenizer = Path(directory) / SPARSEEHR_TOKENIZER_DIR
-    if saved_tokenizer.is_dir():
-        shutil.copytree(saved_tokenizer, output / TOKENIZER_DIR)
     return output

@@ -61,3 +61,8 @@ def save_hf_tokenizer(tokenizer: PreTrainedTokenizerFast, directory: str | Path)
     config = json.loads(config_path.read_text(encoding="utf-8"))
     config["tokenizer_class"] = "PreTrainedTokenizerFast"
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def vocab_from_tokenizer(tokenizer) -> dict[str, int]:
+    """The token -> id map of a loaded `sparseehr_mcore.tokenization` tokenizer (its `tokens` list)."""
+    return {token: index for index, token in enumerate(tokenizer.tokens)}

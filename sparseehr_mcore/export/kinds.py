@@ -85,7 +85,8 @@ def _qkv_to_mcore(sources: Tensors, context: KindContext, *, where: str) -> Tens
     model = context.model
     groups, per_group, head_dim = model.num_query_groups, context.heads_per_group, model.head_dim
     trailing = q.shape[1:]
-    for name, tensor, rows in (("q", q, groups * per_group * head_dim), ("k", k, groups * head_dim), ("v", v, groups * head_dim)):
+    expected_rows = {"q": groups * per_group * head_dim, "k": groups * head_dim, "v": groups * head_dim}
+    for (name, rows), tensor in zip(expected_rows.items(), (q, k, v)):
         if tensor.shape[0] != rows:
             raise ConversionError(f"{where}: {name} has {tensor.shape[0]} rows, expected {rows}")
     grouped = torch.cat(

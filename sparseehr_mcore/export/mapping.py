@@ -81,7 +81,10 @@ PARAMETER_MAP: tuple[Row, ...] = (
         "glu_split", "moe", (L + "mlp.shared_experts.linear_fc1.weight",),
         (H + "mlp.shared_expert.gate_proj.weight", H + "mlp.shared_expert.up_proj.weight"),
     ),
-    Row("shared_expert_down", "moe", (L + "mlp.shared_experts.linear_fc2.weight",), (H + "mlp.shared_expert.down_proj.weight",)),
+    Row(
+        "shared_expert_down", "moe", (L + "mlp.shared_experts.linear_fc2.weight",),
+        (H + "mlp.shared_expert.down_proj.weight",),
+    ),
     Row("shared_expert_gate", "moe", (L + "mlp.shared_experts.gate_weight",), (H + "mlp.shared_expert_gate.weight",)),
 )  # fmt: skip
 
@@ -171,3 +174,8 @@ def hf_to_mcore(state: dict[str, torch.Tensor], model: ModelConfig) -> dict[str,
     if remaining:
         raise ConversionError(f"Hugging Face keys with no mapping: {sorted(remaining)}")
     return out
+
+
+def hf_names_of(model: ModelConfig) -> dict[str, tuple[str, ...]]:
+    """For each Megatron-Core (local) name, the Hugging Face names it is made from (for messages)."""
+    return {aliases[0]: row.hf for row in expand_table(model) for aliases in row.mcore}

@@ -49,7 +49,8 @@ def write_shards(
         files = [f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))]
     progress = tqdm(zip(files, shards), total=len(files), desc="writing shards", unit="shard", disable=len(files) < 2)
     for file_name, names in progress:
-        save_file({name: tensors[name].contiguous() for name in names}, str(directory / file_name), metadata={"format": "pt"})
+        shard = {name: tensors[name].contiguous() for name in names}
+        save_file(shard, str(directory / file_name), metadata={"format": "pt"})
     if len(files) > 1:
         index = {
             "metadata": {"total_size": sum(_nbytes(t) for t in tensors.values())},

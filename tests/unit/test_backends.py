@@ -69,3 +69,25 @@ def test_local_checkpoint_keys_follow_the_te_layout(build_tiny):
     assert keys["decoder.layers.0.pre_mlp_layernorm.weight"] == "decoder.layers.0.mlp.linear_fc1.layer_norm_weight"
     # TE's MoE layers keep a separate pre-MLP norm; so must the local MoE layers' checkpoints.
     assert keys["decoder.layers.2.pre_mlp_layernorm.weight"] == "decoder.layers.2.pre_mlp_layernorm.weight"
+
+
+def test_cpu_compat_leaves_other_libraries_torch_alone(single_process_world, tmp_path):
+    """The CUDA-on-CPU shim reaches Megatron-Core's modules only: transformers, loading a model on
+    the meta device after it, must still compute its RoPE buffer (a process-wide patch of torch's
+    factories once left it as uninitialised memory, silently)."""
+    import megatron.core.pipeline_parallel.schedules as schedules
+    from transformers import AutoModelForCausalLM, Qwen2MoeConfig, Qwen2MoeForCausalLM
+
+    assert not hasattr(torch.zeros, "__wrapped__")
+    if not torch.cuda.is_available():
+        assert schedules.torch is not torch and schedules.torch.zeros(1, device="cuda").device.type == "cpu"
+    config = Qwen2MoeConfig(
+        vocab_size=64, hidden_size=32, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+        num_key_value_heads=1, moe_intermediate_size=16, shared_expert_intermediate_size=16, num_experts=2,
+        num_experts_per_tok=1,
+    )  # fmt: skip
+    Qwen2MoeForCausalLM(config).save_pretrained(tmp_path)
+    inv_freq = AutoModelForCausalLM.from_pretrained(tmp_path).model.rotary_emb.inv_freq
+    head_dim = 32 // 2
+    expected = 1.0 / (10000.0 ** (torch.arange(0, head_dim, 2, dtype=torch.float) / head_dim))
+    torch.testing.assert_close(inv_freq, expected)
