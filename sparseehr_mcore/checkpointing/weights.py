@@ -7,6 +7,8 @@ owns. The model's state sits under the top-level key "model" so that training ch
 
 from __future__ import annotations
 
+import contextlib
+import warnings
 from pathlib import Path
 
 import torch
@@ -14,6 +16,16 @@ import torch.distributed as dist
 from megatron.core import dist_checkpointing
 
 from sparseehr_mcore.checkpointing.layout import CheckpointMetadata, write_metadata
+
+
+@contextlib.contextmanager
+def torch_checkpoint_deprecations_silenced():
+    """Megatron-Core 0.16 drives torch.distributed.checkpoint through APIs torch 2.13 marks as
+    deprecated (ShardedTensor, load_state_dict); the FutureWarnings say nothing a user can act on."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.distributed\.checkpoint")
+        warnings.filterwarnings("ignore", category=FutureWarning, module=r"megatron\.core\.dist_checkpointing")
+        yield
 
 
 def save_weights(model: torch.nn.Module, directory: str | Path, *, metadata: CheckpointMetadata | None = None) -> None:
@@ -30,7 +42,8 @@ def save_weights(model: torch.nn.Module, directory: str | Path, *, metadata: Che
         directory.mkdir(parents=True, exist_ok=True)
     if dist.is_initialized():
         dist.barrier()
-    dist_checkpointing.save({"model": model.sharded_state_dict()}, str(directory))
+    with torch_checkpoint_deprecations_silenced():
+        dist_checkpointing.save({"model": model.sharded_state_dict()}, str(directory))
     if metadata is not None and rank == 0:
         write_metadata(directory, metadata)
     if dist.is_initialized():
@@ -47,7 +60,8 @@ def load_weights(model: torch.nn.Module, directory: str | Path) -> None:
     directory = Path(directory)
     if not dist_checkpointing.check_is_distributed_checkpoint(str(directory)):
         raise FileNotFoundError(f"{directory} is not a Megatron-Core distributed checkpoint")
-    state = dist_checkpointing.load({"model": model.sharded_state_dict()}, str(directory))["model"]
+    with torch_checkpoint_deprecations_silenced():
+        state = dist_checkpointing.load({"model": model.sharded_state_dict()}, str(directory))["model"]
     result = model.load_state_dict(state, strict=False)
     missing = [key for key in result.missing_keys if not key.endswith("_extra_state")]
     if missing or result.unexpected_keys:

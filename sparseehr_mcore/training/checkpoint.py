@@ -30,6 +30,7 @@ from sparseehr_mcore.checkpointing.layout import (
     resolve_checkpoint,
     write_metadata,
 )
+from sparseehr_mcore.checkpointing.weights import torch_checkpoint_deprecations_silenced
 from sparseehr_mcore.config import ConfigError, ModelConfig, ParallelConfig
 
 # Fields that change parameter shapes or names: a checkpoint must agree on all of them.
@@ -113,7 +114,8 @@ def save_training_checkpoint(
         "training": {"iteration": state.iteration, "consumed_train_samples": state.consumed_train_samples},
         "rng": _rng_sharded_object(),
     }
-    dist_checkpointing.save(sharded, str(directory))
+    with torch_checkpoint_deprecations_silenced():
+        dist_checkpointing.save(sharded, str(directory))
     if _rank() == 0:
         if tokenizer_dir is not None:
             shutil.copytree(tokenizer_dir, directory / TOKENIZER_DIR)
@@ -178,7 +180,8 @@ def load_training_checkpoint(
             request["rng"] = _rng_sharded_object()
     try:
         # Returns the requested sharded entries merged into the checkpoint's common (plain) state.
-        loaded = dist_checkpointing.load(request, str(directory))
+        with torch_checkpoint_deprecations_silenced():
+            loaded = dist_checkpointing.load(request, str(directory))
     # torch.distributed.checkpoint's CheckpointException derives from BaseException, not Exception.
     except (Exception, CheckpointException) as err:
         reason = str(err).splitlines()[0][:300]
