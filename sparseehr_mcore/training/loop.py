@@ -49,9 +49,10 @@ class TrainResult:
     checkpoint: Path | None = None
 
 
-def _aux_losses(num_microbatches: int, num_layers: int) -> dict[str, float]:
-    """This step's MoE auxiliary losses (before their coefficients), averaged over MoE layers and
-    micro-batches and reduced across ranks. Megatron-Core's tracker sums them per layer."""
+def _aux_losses(forward_passes: int, num_layers: int) -> dict[str, float]:
+    """The MoE auxiliary losses (before their coefficients) since the last call, averaged over MoE
+    layers and training forward passes and reduced across ranks; resets Megatron-Core's tracker,
+    which sums them per layer (validation passes add nothing: routers log only when training)."""
     tracker = get_moe_layer_wise_logging_tracker()
     names = sorted(tracker)
     pipeline_group = parallel_state.get_pipeline_model_parallel_group()
@@ -60,12 +61,13 @@ def _aux_losses(num_microbatches: int, num_layers: int) -> dict[str, float]:
         per_stage: list[list[str]] = [None] * dist.get_world_size(pipeline_group)
         dist.all_gather_object(per_stage, names, group=pipeline_group)
         names = sorted(set().union(*per_stage))
+        device = "cuda" if torch.cuda.is_available() else "cpu"  # where NCCL or gloo reduce it
         for name in names:
-            tracker.setdefault(name, {"values": torch.zeros(num_layers)})
+            tracker.setdefault(name, {"values": torch.zeros(num_layers, device=device)})
     reduce_aux_losses_tracker_across_ranks(track_names=names)
     out = {}
     for name, entry in tracker.items():
-        per_layer = entry["values"].float() / num_microbatches
+        per_layer = entry["values"].float() / forward_passes
         moe_layers = per_layer[per_layer != 0]
         out[name] = float(moe_layers.mean()) if moe_layers.numel() else 0.0
     clear_aux_losses_tracker()
@@ -162,8 +164,8 @@ def pretrain(run: RunConfig, *, log_fn=print) -> TrainResult:
         state.consumed_train_samples += train.global_batch_size
         window_steps += 1
         result.losses.append(step.loss)
-        aux = _aux_losses(num_microbatches, run.model.num_layers)
         if state.iteration % run.logging.log_interval == 0 or state.iteration == train.train_iters:
+            aux = _aux_losses(num_microbatches * window_steps, run.model.num_layers)
             elapsed = time.perf_counter() - window_start
             sequences = window_steps * train.global_batch_size
             values = step_report(
@@ -221,5 +223,4 @@ def evaluate(stack, valid_set, run: RunConfig, place: ProcessPlace, num_microbat
             loss_sum, tokens = loss_sum + batch_loss, tokens + batch_tokens
     usage.paused = False
     stack.model.train()
-    clear_aux_losses_tracker()
     return loss_sum / max(tokens, 1.0)

@@ -34,7 +34,8 @@ class ExpertUsage:
             if self.paused or not module.training:
                 return
             routing_map = output[1]  # [tokens, experts]
-            tokens = routing_map.sum(dim=0).detach().to(torch.float64).cpu()
+            # Stays on the router's device: no host sync per layer and micro-batch, and NCCL reduces it.
+            tokens = routing_map.sum(dim=0).detach().to(torch.float64)
             self.counts[layer_number] = self.counts.get(layer_number, 0) + tokens
 
         return record
@@ -50,6 +51,7 @@ class ExpertUsage:
             for group in (parallel_state.get_tensor_model_parallel_group(), parallel_state.get_data_parallel_group()):
                 if dist.get_world_size(group) > 1:
                     dist.all_reduce(local[layer], group=group)
+        local = {layer: counts.cpu() for layer, counts in local.items()}
         if parallel_state.get_pipeline_model_parallel_world_size() > 1:
             gathered: list[dict] = [None] * parallel_state.get_pipeline_model_parallel_world_size()
             dist.all_gather_object(gathered, local, group=parallel_state.get_pipeline_model_parallel_group())

@@ -134,9 +134,10 @@ def run_microbatches(
         micro_batch_size=micro_batch_size,
         forward_only=forward_only,
     )
-    totals = torch.zeros(2, dtype=torch.float64)
+    # On the accelerator where there is one: NCCL reduces device tensors only.
+    totals = torch.zeros(2, dtype=torch.float64, device="cuda" if have_cuda() else "cpu")
     for result in results:  # empty except on the last pipeline stage
-        totals += result["lm loss"].to(torch.float64)
+        totals += result["lm loss"].to(totals)
     if parallel_state.get_data_parallel_world_size() > 1:
         dist.all_reduce(totals, group=parallel_state.get_data_parallel_group())
     return float(totals[0]), float(totals[1])
