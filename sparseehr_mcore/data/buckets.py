@@ -1,16 +1,23 @@
 """One bucket of patients: assemble, harmonise, dedupe, order; then timelines and token counts.
 
 Accounting here closes every table's books: each event row ends kept or dropped with a reason
-(`duplicate_row`, `malformed_code`, `unmapped_code`, `unknown_patient`), each patient row kept or
+(`duplicate_row`, `unknown_patient`, `malformed_code`, `unmapped_code`), each patient row kept or
 dropped (`duplicate_row`, `no_events`). Distinct source codes that map to the same canonical code
 on one day collapse into one event (counted as `events_merged_in_bundle`, rows still kept).
+
+The work is shaped for speed at tens of millions of rows: everything that depends only on a code
+(normalising, harmonising, its place in bundle order) is worked out once per distinct code in a
+small table (`CodeTable`); the event rows carry integers (patient position, day, code position)
+and are sorted once.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
 
 from sparseehr_mcore.data.harmonize.rules import Harmoniser
@@ -22,12 +29,13 @@ from sparseehr_mcore.data.timeline import (
     CodedEvent,
     DayBundle,
     PatientTimeline,
-    age_bucket,
+    age_bucket_expr,
 )
 
 SEX_CODES = {"M": "M", "MALE": "M", "F": "F", "FEMALE": "F"}
 TIMELINE_EVENT_COLUMNS = ("key", "patient_id", "split", "date", "system", "code")
 TIMELINE_PATIENT_COLUMNS = ("key", "patient_id", "split", "age", "sex", "region")
+MAPPED = ("exact", "approximate", "combination", "fallback")
 
 
 def _count_kept(frame: pl.DataFrame, ledger: Ledger) -> None:
@@ -43,31 +51,97 @@ def _first_rows(frame: pl.DataFrame, keys: list[str], ledger: Ledger) -> pl.Data
     return frame.filter(first)
 
 
-def harmonise_events(events: pl.DataFrame, harmoniser: Harmoniser, ledger: Ledger) -> tuple[pl.DataFrame, Counter]:
-    """Map every event through the harmoniser; returns canonical events and coverage counts.
+def _rank(system: str) -> int:
+    return SYSTEM_RANK.get(system, OTHER_SYSTEM_RANK)
 
-    Coverage keys are `(source system, outcome, "events"|"codes")`.
+
+@dataclass(frozen=True)
+class CodeTable:
+    """What every distinct source code of a bucket becomes.
+
+    Attributes:
+        raw: one row per distinct (source system, code as read): `system`, `code`, `norm` (its
+            position in `norms`).
+        norms: one row per distinct normalised (system, code) (stripped, upper-case, no dots),
+            in bundle order of their first canonical target: `system`, `code`, `outcome`.
+        targets: (norm position, canonical position) per canonical code a norm maps to.
+        canonical: distinct canonical codes in bundle order: `system`, `code`.
     """
-    distinct = events.select("system", "code").unique()
-    rows = []
-    for system, code in distinct.iter_rows():
-        mapping = harmoniser.map_code(system, code)
-        targets = mapping.targets or ((None, None),)
-        rows.extend((system, code, mapping.outcome, t_system, t_code) for t_system, t_code in targets)
-    table = pl.DataFrame(
-        rows, schema={"system": pl.Utf8, "code": pl.Utf8, "outcome": pl.Utf8, "out_system": pl.Utf8, "out_code": pl.Utf8},
-        orient="row",
+
+    raw: pl.DataFrame
+    norms: pl.DataFrame
+    targets: pl.DataFrame
+    canonical: pl.DataFrame
+
+    @classmethod
+    def build(cls, events: pl.DataFrame, harmoniser: Harmoniser) -> "CodeTable":
+        raw = events.select("system", "code").unique().with_columns(
+            norm_code=pl.col("code").str.strip_chars().str.to_uppercase().str.replace_all(r"\.", "")
+        )
+        norm_pairs = sorted(set(raw.select("system", "norm_code").iter_rows()))
+        mappings = [harmoniser.map_code(system, code) for system, code in norm_pairs]
+        canonical = sorted({t for m in mappings for t in m.targets}, key=lambda t: (_rank(t[0]), t[0], t[1]))
+        canonical_index = {target: i for i, target in enumerate(canonical)}
+        # Bundle order of a norm: its first canonical target (norms without one go last).
+        order = sorted(
+            range(len(norm_pairs)),
+            key=lambda i: (min((canonical_index[t] for t in mappings[i].targets), default=len(canonical)),
+                           norm_pairs[i]),
+        )
+        norms = pl.DataFrame(
+            {"system": [norm_pairs[i][0] for i in order], "code": [norm_pairs[i][1] for i in order],
+             "outcome": [mappings[i].outcome for i in order]},
+            schema={"system": pl.Utf8, "code": pl.Utf8, "outcome": pl.Utf8},
+        )
+        position = {norm_pairs[i]: n for n, i in enumerate(order)}
+        targets = pl.DataFrame(
+            [(n, canonical_index[t]) for n, i in enumerate(order) for t in sorted(mappings[i].targets,
+                                                                                 key=canonical_index.get)],
+            schema={"norm": pl.UInt32, "canon": pl.UInt32}, orient="row",
+        )
+        raw = raw.select(
+            "system", "code",
+            norm=pl.Series([position[pair] for pair in raw.select("system", "norm_code").iter_rows()], dtype=pl.UInt32),
+        )
+        canonical_frame = pl.DataFrame(canonical, schema={"system": pl.Utf8, "code": pl.Utf8}, orient="row")
+        return cls(raw=raw, norms=norms, targets=targets, canonical=canonical_frame)
+
+
+def _positions(patients: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
+    """`p`: each event's patient position; patients absent from `patients` get positions after them."""
+    events = events.join(patients.select("patient_id", "p"), on="patient_id", how="left", maintain_order="left")
+    if events["p"].null_count():
+        unknown = events.filter(pl.col("p").is_null()).select("patient_id").unique(maintain_order=True)
+        unknown = unknown.with_columns(q=pl.int_range(patients.height, patients.height + unknown.height, dtype=pl.UInt32))
+        events = events.join(unknown, on="patient_id", how="left", maintain_order="left").with_columns(
+            p=pl.coalesce("p", "q")
+        ).drop("q")
+    return events
+
+
+def _details(rows: pl.DataFrame, dropped: pl.DataFrame, codes: CodeTable) -> pl.DataFrame:
+    """Dropped rows (`dropped["i"]` of `rows`) as the ledger shows them: normalised code, origin."""
+    return rows.select("patient_id", "date", "system", "_table", "_row").gather(dropped["i"]).select(
+        "patient_id", "date", "system", codes.norms["code"].gather(dropped["norm"]), "_table", "_row"
     )
+
+
+def _coverage(events: pl.DataFrame, codes: CodeTable) -> Counter:
+    """`(source system, outcome, "events"|"codes")` counts over the bucket's checked events."""
+    counts = np.bincount(events["norm"].to_numpy(), minlength=codes.norms.height)
     coverage: Counter = Counter()
-    outcomes = events.join(table.unique(["system", "code"]), on=["system", "code"], how="left")
-    for system, outcome, count in outcomes.group_by("system", "outcome").len().iter_rows():
-        coverage[(system, outcome, "events")] += count
-    for system, outcome, count in table.unique(["system", "code"]).group_by("system", "outcome").len().iter_rows():
-        coverage[(system, outcome, "codes")] += count
-    ledger.drop_frame(outcomes.filter(pl.col("outcome") == "malformed"), "malformed_code")
-    ledger.drop_frame(outcomes.filter(pl.col("outcome") == "unmapped"), "unmapped_code")
-    mapped = events.join(table.filter(pl.col("out_code").is_not_null()), on=["system", "code"], how="inner")
-    return mapped, coverage
+    for (system, outcome), count in zip(codes.norms.select("system", "outcome").iter_rows(), counts):
+        if count:
+            coverage[(system, outcome, "events")] += int(count)
+            coverage[(system, outcome, "codes")] += 1
+    return coverage
+
+
+def _patient_attributes(patients: pl.DataFrame, first_day: pl.DataFrame) -> pl.DataFrame:
+    return patients.join(first_day, on="p", how="left", maintain_order="left").with_columns(
+        age=age_bucket_expr(pl.col("first").dt.year() - pl.col("birth_year")),
+        sex=pl.col("sex").str.to_uppercase().replace_strict(SEX_CODES, default=None, return_dtype=pl.Utf8),
+    )
 
 
 def build_bucket(
@@ -75,43 +149,68 @@ def build_bucket(
     seed: int, fractions: tuple[float, float, float],
 ) -> tuple[pl.DataFrame, pl.DataFrame, Counter, int]:
     """Canonical (patients, events) of one bucket in dataset order, coverage, and merged-event count."""
-    events = events.with_columns(code=pl.col("code").str.strip_chars().str.to_uppercase().str.replace_all(r"\.", ""))
-    events = _first_rows(events, ["patient_id", "date", "system", "code"], ledger)
     patients = _first_rows(patients, ["patient_id"], ledger)
-    known = events["patient_id"].is_in(patients["patient_id"].implode())
-    ledger.drop_frame(events.filter(~known), "unknown_patient")
-    events = events.filter(known)
-    mapped, coverage = harmonise_events(events, harmoniser, ledger)
-    _count_kept(mapped.unique(["_table", "_row"]), ledger)
+    ids = patients["patient_id"]
+    # Dataset order of patients (key, then id) decided up front: `p` is each patient's place in it.
+    patients = (
+        patients.with_columns(key=patient_keys(ids), split=split_of(ids, seed=seed, fractions=fractions))
+        .sort("key", "patient_id")
+        .with_columns(p=pl.int_range(pl.len(), dtype=pl.UInt32))
+    )
+    codes = CodeTable.build(events, harmoniser)
+    events = events.join(codes.raw, on=["system", "code"], how="left", maintain_order="left")
+    rows = _positions(patients, events)
+    # One sort of integer keys (the rows' text stays behind, `i` points back to it) gives the dataset
+    # order and puts a row's duplicates right after it, first by origin.
+    origin = pl.col("_table").cast(pl.Enum(sorted(rows["_table"].unique().to_list())))
+    events = rows.select("p", "date", "norm", "_table", "_row", origin=origin).with_row_index("i").sort(
+        "p", "date", "norm", "origin", "_row"
+    )
+    same = (pl.col("p") == pl.col("p").shift()) & (pl.col("date") == pl.col("date").shift()) & (
+        pl.col("norm") == pl.col("norm").shift())
+    duplicate = events.select(same.fill_null(False)).to_series()
+    if duplicate.any():
+        ledger.drop_frame(_details(rows, events.filter(duplicate), codes), "duplicate_row")
+        events = events.filter(~duplicate)
+    unknown = events["p"] >= patients.height
+    if unknown.any():
+        ledger.drop_frame(_details(rows, events.filter(unknown), codes), "unknown_patient")
+        events = events.filter(~unknown)
 
-    with_events = patients["patient_id"].is_in(mapped["patient_id"].implode())
-    ledger.drop_frame(patients.filter(~with_events & pl.col("_row").is_not_null()), "no_events")
-    patients = patients.filter(with_events)
-    _count_kept(patients, ledger)
+    coverage = _coverage(events, codes)
+    outcome = codes.norms["outcome"].gather(events["norm"])
+    for reason, dropped in (("malformed_code", "malformed"), ("unmapped_code", "unmapped")):
+        bad = outcome == dropped
+        if bad.any():
+            details = _details(rows, events.filter(bad), codes).with_columns(
+                outcome=pl.lit(dropped), out_system=pl.lit(None, pl.Utf8), out_code=pl.lit(None, pl.Utf8)
+            )
+            ledger.drop_frame(details, reason)
+    events = events.filter(outcome.is_in(MAPPED))
+    _count_kept(events, ledger)
 
-    canonical = (
-        mapped.select("patient_id", "date", system=pl.col("out_system"), code=pl.col("out_code"))
-        .unique(["patient_id", "date", "system", "code"])
+    mapped = events.select("p", "date", "norm").join(codes.targets, on="norm", how="inner", maintain_order="left")
+    if mapped.height != events.height:  # a combination code became several events: order them in again
+        mapped = mapped.sort("p", "date", "canon")
+    canonical = mapped.filter(
+        ~((pl.col("p") == pl.col("p").shift()) & (pl.col("date") == pl.col("date").shift())
+          & (pl.col("canon") == pl.col("canon").shift())).fill_null(False)
     )
     merged = mapped.height - canonical.height
-    first_day = canonical.group_by("patient_id").agg(first=pl.col("date").min())
-    patients = patients.join(first_day, on="patient_id", how="left").with_columns(
-        age=(pl.col("first").dt.year() - pl.col("birth_year")).map_elements(age_bucket, return_dtype=pl.Utf8),
-        sex=pl.col("sex").str.to_uppercase().replace_strict(SEX_CODES, default=None, return_dtype=pl.Utf8),
+
+    first_day = canonical.group_by("p").agg(first=pl.col("date").first())
+    with_events = patients["p"].is_in(first_day["p"].implode())
+    ledger.drop_frame(
+        patients.filter(~with_events & pl.col("_row").is_not_null()).drop("key", "split", "p"), "no_events"
     )
-    ids = patients["patient_id"]
-    patients = patients.with_columns(
-        key=patient_keys(ids), split=split_of(ids, seed=seed, fractions=fractions)
-    ).sort("key", "patient_id")
-    ranks = canonical.with_columns(
-        rank=pl.col("system").replace_strict(SYSTEM_RANK, default=OTHER_SYSTEM_RANK, return_dtype=pl.Int32)
+    patients = _patient_attributes(patients.filter(with_events), first_day)
+    _count_kept(patients, ledger)
+    by_position = patients.select("p", "key", "patient_id", "split")
+    events = canonical.join(by_position, on="p", how="left", maintain_order="left").select(
+        "key", "patient_id", "split", "date",
+        codes.canonical["system"].gather(canonical["canon"]), codes.canonical["code"].gather(canonical["canon"]),
     )
-    canonical = (
-        ranks.join(patients.select("patient_id", "key", "split"), on="patient_id", how="inner")
-        .sort("key", "patient_id", "date", "rank", "system", "code")
-        .select(TIMELINE_EVENT_COLUMNS)
-    )
-    return patients.select(TIMELINE_PATIENT_COLUMNS), canonical, coverage, merged
+    return patients.select(TIMELINE_PATIENT_COLUMNS), events, coverage, merged
 
 
 def iter_timelines(patients: pl.DataFrame, events: pl.DataFrame) -> Iterator[tuple[str, PatientTimeline]]:

@@ -108,6 +108,19 @@ class Ledger:
         for (table,), group in rest.group_by(["_table"], maintain_order=True):
             self.tables[table].dropped[reason] += group.height
 
+    def drop_where(self, frame: pl.DataFrame, condition: pl.Expr | pl.Series, reason: str) -> pl.DataFrame:
+        """`frame` without the rows where `condition` holds, those counted as dropped for `reason`.
+
+        Clean input is the common case: when no row matches, `frame` comes back as it is, without
+        the two filtered copies a split would cost.
+        """
+        bad = condition if isinstance(condition, pl.Series) else frame.select(condition).to_series()
+        bad = bad.fill_null(False)
+        if not bad.any():
+            return frame
+        self.drop_frame(frame.filter(bad), reason)
+        return frame.filter(~bad)
+
     def merge(self, other: "Ledger") -> None:
         """Add another ledger's counts (from another bucket or worker)."""
         for table, count in other.tables.items():

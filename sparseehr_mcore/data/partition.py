@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
 SPLITS = ("train", "valid", "test")
 FNV_OFFSET = np.uint64(0xCBF29CE484222325)
@@ -28,8 +29,18 @@ def _splitmix64(x: np.ndarray) -> np.ndarray:
 
 
 def stable_hash64(texts: pl.Series) -> np.ndarray:
-    """uint64 hash of each string (FNV-1a over its UTF-8 bytes, then splitmix64)."""
+    """uint64 hash of each string (FNV-1a over its UTF-8 bytes, then splitmix64).
+
+    An id repeats once per event of its patient: each distinct string is hashed once.
+    """
     array = pa.chunked_array(texts.cast(pl.Utf8).to_arrow()).cast(pa.large_string()).combine_chunks()
+    if array.null_count:
+        raise ValueError("stable_hash64: null strings have no hash")
+    encoded = pc.dictionary_encode(array)
+    return _hash_distinct(encoded.dictionary)[encoded.indices.to_numpy()]
+
+
+def _hash_distinct(array: pa.LargeStringArray) -> np.ndarray:
     _, offsets_buffer, data_buffer = array.buffers()
     offsets = np.frombuffer(offsets_buffer, dtype=np.int64)[array.offset : array.offset + len(array) + 1]
     data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)

@@ -64,8 +64,8 @@ def resolve_columns(path: Path, wanted: list[str]) -> dict[str, str]:
     return {name: by_lower[name.lower()] for name in wanted}
 
 
-def _decode_utf8(batch: pa.RecordBatch) -> tuple[pl.DataFrame, pl.Series]:
-    """Text columns from binary ones, plus a mask of rows that held invalid UTF-8."""
+def _decode_utf8(batch: pa.RecordBatch) -> tuple[pl.DataFrame, pl.Series | None]:
+    """Text columns from binary ones, plus a mask of rows that held invalid UTF-8 (None: no such row)."""
     columns, bad = {}, None
     for name, column in zip(batch.schema.names, batch.columns):
         try:
@@ -87,10 +87,7 @@ def _decode_utf8(batch: pa.RecordBatch) -> tuple[pl.DataFrame, pl.Series]:
         columns[name] = pa.array(decoded, pa.string())
         flag_series = pl.Series(flags, dtype=pl.Boolean)
         bad = flag_series if bad is None else (bad | flag_series)
-    frame = pl.from_arrow(pa.table(columns))
-    if bad is None:
-        bad = pl.Series([False] * frame.height, dtype=pl.Boolean)
-    return frame, bad
+    return pl.from_arrow(pa.table(columns)), bad
 
 
 def iter_table(
@@ -120,17 +117,16 @@ def iter_table(
         )
         next_row += frame.height
         ledger.read(table, frame.height)
-        if bad.any():
+        if bad is not None and bad.any():  # the example names only the row: its other fields may be garbled too
             ledger.drop_frame(frame.filter(bad).select("_table", "_row"), "non_utf8")
             frame = frame.filter(~bad)
         yield frame
 
 
-def _parquet_frames(path: Path, spelled: dict[str, str]) -> Iterator[tuple[pl.DataFrame, pl.Series, int]]:
-    """(text frame, all-False bad mask, 0) per Parquet batch: Parquet strings are UTF-8 by format."""
+def _parquet_frames(path: Path, spelled: dict[str, str]) -> Iterator[tuple[pl.DataFrame, None, int]]:
+    """(text frame, no bad mask, 0) per Parquet batch: Parquet strings are UTF-8 by format."""
     for batch in pq.ParquetFile(path).iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=list(spelled.values())):
-        frame = pl.from_arrow(pa.table(batch)).select(pl.all().cast(pl.Utf8))
-        yield frame, pl.Series([False] * frame.height, dtype=pl.Boolean), 0
+        yield pl.from_arrow(pa.table(batch)).select(pl.all().cast(pl.Utf8)), None, 0
 
 
 def _csv_frames(path: Path, *, table: str, spelled: dict[str, str], ledger: Ledger):
@@ -168,7 +164,9 @@ def _csv_batches(path: Path, *, table: str, spelled: dict[str, str], ledger: Led
     try:
         reader = pacsv.open_csv(
             str(path),
-            read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES, use_threads=False),
+            # Threads parse blocks in parallel; strict mode reads serially so that the first bad
+            # row's number is exact.
+            read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES, use_threads=not ledger.strict),
             parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid_row, newlines_in_values=False),
             convert_options=pacsv.ConvertOptions(
                 column_types={name: pa.binary() for name in spelled.values()},

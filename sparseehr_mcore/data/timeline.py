@@ -11,6 +11,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+import polars as pl
+
 # Code systems. Sources emit the left-hand systems; harmonisation leaves the canonical ones.
 ICD9CM = "ICD9CM"  # ICD-9-CM diagnoses
 ICD10CM = "ICD10CM"  # ICD-10-CM diagnoses (canonical)
@@ -37,6 +39,14 @@ def age_bucket(age_years: int) -> str:
         return f"{AGE_BUCKET_CAP}+"
     low = max(age_years, 0) // AGE_BUCKET_YEARS * AGE_BUCKET_YEARS
     return f"{low}-{low + AGE_BUCKET_YEARS - 1}"
+
+
+def age_bucket_expr(age_years: pl.Expr) -> pl.Expr:
+    """`age_bucket` over a column of ages (null stays null)."""
+    low = (pl.max_horizontal(age_years, 0) // AGE_BUCKET_YEARS) * AGE_BUCKET_YEARS
+    label = low.cast(pl.Utf8) + "-" + (low + AGE_BUCKET_YEARS - 1).cast(pl.Utf8)
+    return pl.when(age_years.is_null()).then(None).when(age_years >= AGE_BUCKET_CAP).then(
+        pl.lit(f"{AGE_BUCKET_CAP}+")).otherwise(label)
 
 
 def system_rank(system: str) -> int:

@@ -26,17 +26,31 @@ def _static_tokens(patients: pl.DataFrame, static_types: dict[str, str]) -> list
     return [patients.select((pl.lit(f"{static_types[key]}:") + pl.col(key)).alias(key))[key] for key in STATIC_KEYS]
 
 
+def _event_tokens(codes: pl.DataFrame, system_types: dict[str, str]) -> pl.Series:
+    """The token of each (system, code) row of `codes`."""
+    return codes.select((_type_expr(system_types) + pl.lit(":") + pl.col("code")).alias("token"))["token"]
+
+
 def count_terms(patients: pl.DataFrame, events: pl.DataFrame, *, system_types, static_types) -> Counter:
     """Typed-code terms of the training-split patients, counted (as `terms` would, per timeline)."""
     train = patients.filter(pl.col("split") == "train")
     counts: Counter = Counter()
     for series in _static_tokens(train, static_types):
         counts.update(dict(series.drop_nulls().value_counts().iter_rows()))
-    tokens = events.filter(pl.col("split") == "train").select(
-        (_type_expr(system_types) + pl.lit(":") + pl.col("code")).alias("token")
-    )["token"]
-    counts.update(dict(tokens.value_counts().iter_rows()))
+    # Count per distinct code, then name the (few) codes: no token string per event.
+    per_code = events.filter(pl.col("split") == "train").group_by("system", "code").len()
+    for token, count in zip(_event_tokens(per_code, system_types), per_code["len"]):
+        counts[token] += count
     return counts
+
+
+def _patient_positions(patients: pl.DataFrame, events: pl.DataFrame) -> np.ndarray:
+    """Each event's patient row in `patients` (events come grouped by patient, in patient order)."""
+    run = events.select(pl.col("patient_id").rle_id().alias("run"))["run"].to_numpy()
+    starts = np.flatnonzero(np.diff(run, prepend=-1))
+    index = pl.DataFrame({"patient_id": patients["patient_id"], "p": np.arange(patients.height)})
+    run_patients = events["patient_id"].gather(starts).to_frame()
+    return run_patients.join(index, on="patient_id", how="left", maintain_order="left")["p"].to_numpy()[run]
 
 
 def _ids(tokens: pl.Series, vocab: dict[str, int], unknown_by_type: dict[str, int], unk: int) -> np.ndarray:
@@ -59,9 +73,7 @@ def encode_frames(patients: pl.DataFrame, events: pl.DataFrame, *, tokenizer, sy
     unknown = {key[4:]: value for key, value in special.items() if key.startswith("unk:")}
     unk = special["unk"]
     n_patients = patients.height
-    index = pl.DataFrame({"patient_id": patients["patient_id"], "p": np.arange(n_patients)})
-    events = events.join(index, on="patient_id", how="left", maintain_order="left")
-    p = events["p"].to_numpy()
+    p = _patient_positions(patients, events)
     dates = events["date"].to_physical().to_numpy()
     new_patient = np.ones(len(p), dtype=bool)
     new_patient[1:] = p[1:] != p[:-1]
@@ -87,8 +99,11 @@ def encode_frames(patients: pl.DataFrame, events: pl.DataFrame, *, tokenizer, sy
     first_day = (np.cumsum(n_days) - n_days)[p]
     day_rank = day_in_patient - first_day
     event_pos = starts[p] + n_static[p] + rank + 2 * day_rank + 1
-    token = events.select((_type_expr(system_types) + pl.lit(":") + pl.col("code")).alias("t"))["t"]
-    out[event_pos] = _ids(token, vocab, unknown, unk)
+    # Ids per distinct code, then one join: no token string per event.
+    codes = events.select("system", "code").unique()
+    codes = codes.with_columns(id=pl.Series(_ids(_event_tokens(codes, system_types), vocab, unknown, unk)))
+    out[event_pos] = events.select("system", "code").join(codes, on=["system", "code"], how="left",
+                                                          maintain_order="left")["id"].to_numpy()
     begin_pos = event_pos[new_day] - 1
     out[begin_pos] = special["bundle_begin"]
     day_sizes = np.diff(np.append(np.flatnonzero(new_day), len(p)))

@@ -24,7 +24,7 @@ PATIENT_COLUMNS = ("patient_id", "sex", "birth_year", "region")
 EVENT_COLUMNS = ("patient_id", "date", "system", "code")
 ORIGIN = ("_table", "_row")
 
-# Spellings of code systems seen in the wild, mapped to ours (upper-cased, '-'/'_'/' ' removed).
+# Spellings of code systems seen in the wild, mapped to ours (`_system_key`: upper-cased, '-', '_', ' ', '.' removed).
 SYSTEM_ALIASES = {
     "ICD9": ICD9CM, "ICD9CM": ICD9CM, "ICD9DX": ICD9CM,
     "ICD10": ICD10CM, "ICD10CM": ICD10CM, "ICD10DX": ICD10CM,
@@ -82,9 +82,7 @@ class SourceReader(ABC):
 
 def drop_missing(frame: pl.DataFrame, columns: list[str], ledger: Ledger) -> pl.DataFrame:
     """Drop (as `missing_value`) rows where any of `columns` is null."""
-    missing = pl.any_horizontal([pl.col(c).is_null() for c in columns])
-    ledger.drop_frame(frame.filter(missing), "missing_value")
-    return frame.filter(~missing)
+    return ledger.drop_where(frame, pl.any_horizontal([pl.col(c).is_null() for c in columns]), "missing_value")
 
 
 def parse_dates(
@@ -99,13 +97,14 @@ def parse_dates(
     frame = frame.with_columns(
         pl.col(column).str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False).alias(output)
     )
-    bad = pl.col(output).is_null()
-    ledger.drop_frame(frame.filter(bad), "bad_date")
-    frame = frame.filter(~bad)
+    frame = ledger.drop_where(frame, pl.col(output).is_null(), "bad_date")
     year = pl.col(output).dt.year()
-    impossible = (year < limits.min_year) | (year > limits.max_year)
-    ledger.drop_frame(frame.filter(impossible), "impossible_date")
-    return frame.filter(~impossible)
+    return ledger.drop_where(frame, (year < limits.min_year) | (year > limits.max_year), "impossible_date")
+
+
+def _system_key(spelling: str) -> str:
+    """A code-system spelling upper-cased without '-', '_', ' ' and '.' (the `SYSTEM_ALIASES` key)."""
+    return spelling.upper().translate(str.maketrans("", "", "-_ ."))
 
 
 def normalise_systems(
@@ -116,13 +115,13 @@ def normalise_systems(
     Systems listed in `extra` pass through unchanged (upper-cased), for sources with more than
     diagnoses and procedures.
     """
-    key = pl.col(column).str.to_uppercase().str.replace_all(r"[-_ .]", "")
     aliases = dict(SYSTEM_ALIASES)
-    aliases.update({s.replace("-", "").replace("_", "").replace(" ", ""): s for s in extra})
-    frame = frame.with_columns(system=key.replace_strict(aliases, default=None, return_dtype=pl.Utf8))
-    unknown = pl.col("system").is_null()
-    ledger.drop_frame(frame.filter(unknown), "unknown_code_system")
-    return frame.filter(~unknown)
+    aliases.update({_system_key(s): s for s in extra})
+    # A column holds a handful of spellings: resolve each once, then replace them all.
+    spellings = frame.get_column(column).unique().drop_nulls().to_list()
+    resolved = {spelling: aliases.get(_system_key(spelling)) for spelling in spellings}
+    frame = frame.with_columns(system=pl.col(column).replace_strict(resolved, default=None, return_dtype=pl.Utf8))
+    return ledger.drop_where(frame, pl.col("system").is_null(), "unknown_code_system")
 
 
 def empty_patients() -> pl.DataFrame:

@@ -33,9 +33,7 @@ def icd_system(frame: pl.DataFrame, ledger: Ledger, *, nine: str, ten: str) -> p
     frame = frame.with_columns(
         system=pl.col("icd_version").replace_strict({"9": nine, "10": ten}, default=None, return_dtype=pl.Utf8)
     )
-    unknown = pl.col("system").is_null()
-    ledger.drop_frame(frame.filter(unknown), "unknown_code_system")
-    return frame.filter(~unknown)
+    return ledger.drop_where(frame, pl.col("system").is_null(), "unknown_code_system")
 
 
 def admissions_visits(frame: pl.DataFrame, ledger: Ledger, *, diagnosis_date: str) -> pl.DataFrame:
@@ -53,9 +51,7 @@ def admissions_visits(frame: pl.DataFrame, ledger: Ledger, *, diagnosis_date: st
 def dated_by_visit(frame: pl.DataFrame, visits: pl.DataFrame, ledger: Ledger) -> pl.DataFrame:
     """Give each row its admission's day; rows whose admission is absent are `unknown_visit`."""
     joined = frame.join(visits, on="hadm_id", how="left")
-    orphan = pl.col("visit_date").is_null()
-    ledger.drop_frame(joined.filter(orphan), "unknown_visit")
-    return joined.filter(~orphan).rename({"visit_date": "date"})
+    return ledger.drop_where(joined, pl.col("visit_date").is_null(), "unknown_visit").rename({"visit_date": "date"})
 
 
 class MimicIVReader(SourceReader):

@@ -66,10 +66,8 @@ class OmopReader(SourceReader):
             .when(code.str.contains(r"^[0-9A-Z]{7}$")).then(pl.lit(ICD10PCS))
             .otherwise(pl.lit(None, pl.Utf8))
         )
-        frame = frame.with_columns(system=system)
-        unknown = pl.col("system").is_null()
-        ledger.drop_frame(frame.filter(unknown), "malformed_code")
-        return frame.filter(~unknown).select(*EVENT_COLUMNS[:2], "system", code=code, *ORIGIN)
+        frame = ledger.drop_where(frame.with_columns(system=system), pl.col("system").is_null(), "malformed_code")
+        return frame.select(*EVENT_COLUMNS[:2], "system", code=code, *ORIGIN)
 
     def assemble(self, frames: dict[str, pl.DataFrame], ledger: Ledger) -> tuple[pl.DataFrame, pl.DataFrame]:
         for table, count in frames["visit_occurrence"].group_by("_table").len().iter_rows():

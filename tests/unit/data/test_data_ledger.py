@@ -39,3 +39,16 @@ def test_strict_raises_at_the_first_row_with_its_file():
 def test_unknown_reasons_are_a_programming_error():
     with pytest.raises(ValueError, match="unknown drop reason"):
         Ledger().drop_one("events", "looks_odd", row=1, detail="")
+
+
+def test_drop_where_counts_matching_rows_and_passes_clean_frames_through():
+    ledger = Ledger()
+    frame = pl.DataFrame({"code": ["A", None, "B"], "_table": ["events"] * 3, "_row": [1, 2, 3]})
+    kept = ledger.drop_where(frame, pl.col("code").is_null(), "missing_value")
+    assert kept["_row"].to_list() == [1, 3]
+    assert ledger.tables["events"].dropped == {"missing_value": 1}
+    assert ledger.examples["missing_value"] == ["events: data row 2: missing_value "
+                                                 "(a required field (id, date or code) is empty): code=None"]
+    assert ledger.drop_where(kept, pl.col("code").is_null(), "missing_value") is kept
+    with pytest.raises(BadRecordError, match="data row 2"):
+        Ledger(strict=True).drop_where(frame, pl.col("code").is_null(), "missing_value")

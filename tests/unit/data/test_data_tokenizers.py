@@ -7,9 +7,20 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import polars as pl
 import pytest
 
-from sparseehr_mcore.data.timeline import CPT, ICD9PCS, ICD10CM, ICD10PCS, CodedEvent, PatientTimeline, make_bundle
+from sparseehr_mcore.data.timeline import (
+    CPT,
+    ICD9PCS,
+    ICD10CM,
+    ICD10PCS,
+    CodedEvent,
+    PatientTimeline,
+    age_bucket,
+    age_bucket_expr,
+    make_bundle,
+)
 from sparseehr_mcore.tokenization.base import EHRTokenizer
 from sparseehr_mcore.tokenization.metadata import METADATA_FILE, load_tokenizer, save_tokenizer
 from sparseehr_mcore.tokenization.registry import UnknownTokenizerError, resolve
@@ -110,3 +121,9 @@ def test_registry_unknown_name_lists_what_is_available():
         resolve("wordpiece")
     with pytest.raises(UnknownTokenizerError, match="not found"):
         resolve("nowhere/plugin.py:Thing")
+
+
+def test_age_bucket_expression_matches_the_python_rule():
+    ages = list(range(-7, 130))
+    frame = pl.DataFrame({"age": [*ages, None]}, schema={"age": pl.Int32})
+    assert frame.select(bucket=age_bucket_expr(pl.col("age")))["bucket"].to_list() == [*map(age_bucket, ages), None]
