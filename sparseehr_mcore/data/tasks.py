@@ -7,6 +7,7 @@ nothing but that directory.
 
 from __future__ import annotations
 
+import itertools
 import json
 import multiprocessing
 from collections import Counter
@@ -19,7 +20,7 @@ import polars as pl
 from tqdm import tqdm
 
 from sparseehr_mcore.data.buckets import build_bucket, iter_timelines
-from sparseehr_mcore.data.indexed import PatientDatasetWriter, megatron_indexed_dataset
+from sparseehr_mcore.data.indexed import DTYPE, write_dataset
 from sparseehr_mcore.data.ledger import Ledger, PreprocessError
 from sparseehr_mcore.data.manifest import write_json_atomic
 from sparseehr_mcore.data.partition import SPLITS
@@ -32,10 +33,9 @@ Table = tuple[str, str, Path]  # (spec name, ledger table name, file)
 
 
 def _warm_worker(config: PreprocessConfig) -> None:
-    """Pay a worker's fixed costs (GEM index, Megatron-Core/torch import) at start-up, while the
-    stage phase, which has one task per input file, leaves workers idle."""
+    """Pay a worker's fixed cost (the GEM index) at start-up, while the stage phase, which has one
+    task per input file, leaves workers idle."""
     make_harmoniser(config)
-    megatron_indexed_dataset()
 
 
 def worker_pool(workers: int, *, config: PreprocessConfig) -> ProcessPoolExecutor | None:
@@ -122,32 +122,37 @@ def tokenize_one(task: tuple[PreprocessConfig, Path, int]) -> None:
     """Encode one bucket's timelines with the saved tokenizer into one indexed dataset per split."""
     config, tokenizer_dir, bucket = task
     tokenizer = load_tokenizer(tokenizer_dir)
-    unknown_ids = tokenizer.unknown_ids
     patients_path, events_path = timeline_paths(config.work, bucket)
     patients, events = pl.read_parquet(patients_path), pl.read_parquet(events_path)
-    writers = {split: PatientDatasetWriter(part_prefix(config.work, bucket, split)) for split in SPLITS}
-    unknown: Counter = Counter()
     fast = getattr(tokenizer, "encode_bucket", None)
     layout = fast(patients, events) if fast is not None else None
-    if layout is not None:
-        ids, lengths = layout
-        ends = np.cumsum(lengths)
-        for split, start, end in zip(patients["split"].to_list(), ends - lengths, ends):
-            writers[split].add_patient(ids[start:end])
-        found = ids[np.isin(ids, np.fromiter(unknown_ids, dtype=ids.dtype))]
-        unknown.update({tokenizer.tokens[i]: int(n) for i, n in zip(*np.unique(found, return_counts=True))})
-    else:
-        for split, timeline in iter_timelines(patients, events):
-            patient_ids = tokenizer.encode(timeline)
-            writers[split].add_patient(patient_ids)
-            unknown.update(tokenizer.tokens[i] for i in patient_ids if i in unknown_ids)
-    for writer in writers.values():
-        writer.close()
-    write_json_atomic(result_path(config.work, "tokenize", bucket), {
-        "patients": {split: w.documents for split, w in writers.items()},
-        "tokens": {split: w.tokens for split, w in writers.items()},
-        "unknown": dict(sorted(unknown.items())),
-    })
+    ids, lengths = layout if layout is not None else _encode_timelines(tokenizer, patients, events)
+    counts: dict[str, dict[str, int]] = {"patients": {}, "tokens": {}}
+    for split in SPLITS:
+        # Every split gets a part, empty or not: `finish` merges a split's parts from every bucket.
+        in_split = (patients["split"] == split).to_numpy()
+        split_ids, split_lengths = ids[np.repeat(in_split, lengths)], lengths[in_split]
+        write_dataset(part_prefix(config.work, bucket, split), split_ids, split_lengths)
+        counts["patients"][split] = int(in_split.sum())
+        counts["tokens"][split] = len(split_ids)
+    write_json_atomic(result_path(config.work, "tokenize", bucket),
+                      {**counts, "unknown": _unknown_counts(tokenizer, ids)})
+
+
+def _encode_timelines(tokenizer, patients: pl.DataFrame, events: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, length per patient) of a bucket in `patients` order, as `encode_bucket` gives them, with
+    one `encode` call per timeline: for tokenizers without a vectorised `encode_bucket`."""
+    encoded = [tokenizer.encode(timeline) for _, timeline in iter_timelines(patients, events)]
+    lengths = np.array([len(patient_ids) for patient_ids in encoded], dtype=np.int64)
+    ids = np.fromiter(itertools.chain.from_iterable(encoded), dtype=DTYPE, count=int(lengths.sum()))
+    return ids, lengths
+
+
+def _unknown_counts(tokenizer, ids: np.ndarray) -> dict[str, int]:
+    """How often each unknown token occurs in `ids`, by token, sorted."""
+    found = ids[np.isin(ids, np.fromiter(tokenizer.unknown_ids, dtype=ids.dtype))]
+    tokens = tokenizer.tokens
+    return dict(sorted((tokens[i], int(n)) for i, n in zip(*np.unique(found, return_counts=True))))
 
 
 def read_result(work: Path, phase: str, index: int) -> dict:
