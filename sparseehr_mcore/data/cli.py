@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "under shards/ (for blending); the merged datasets are identical for any shard count")
     run.add_argument("--bucket-mb", type=float, default=64,
                      help="input megabytes per work bucket; bounds memory per worker (default 64)")
+    run.add_argument("--part-mb", type=float, default=32,
+                     help="an uncompressed CSV file larger than this is staged in parts of about this "
+                          "size, one task each, so workers share it; outputs do not depend on it (default 32)")
     run.add_argument("--phase", choices=PHASES, default="all",
                      help="run one phase only, for a SLURM job array: stage, then build and tokenize per "
                      "--shard-index (one array task each), vocab and finish once; all = every phase here")
@@ -91,5 +94,5 @@ def config_from_args(args: argparse.Namespace) -> PreprocessConfig:
         min_year=args.min_year, max_year=args.max_year,
         extra_code_systems=tuple(s.strip() for s in args.extra_code_systems.split(",") if s.strip()),
         seed=args.seed, split_fractions=args.split, workers=args.workers, num_shards=args.num_shards,
-        bucket_bytes=int(args.bucket_mb * (1 << 20)), keep_work=args.keep_work, progress=args.progress,
+        bucket_bytes=int(args.bucket_mb * (1 << 20)), part_bytes=int(args.part_mb * (1 << 20)), keep_work=args.keep_work, progress=args.progress,
     )

@@ -67,7 +67,8 @@ def build_manifest(*, config, reader, tables, ledger, harmoniser, coverage, merg
         patients.update(result["patients"])
         tokens.update(result["tokens"])
     flags = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()
-             if k not in ("input_dir", "output_dir", "workers", "progress", "keep_work", "tokenizer_dir", "gem_dir")}
+             if k not in ("input_dir", "output_dir", "workers", "part_bytes", "progress", "keep_work", "tokenizer_dir",
+                          "gem_dir")}
     flags["gem_source"] = "cms-files" if config.gem_dir is not None else "package"
     return {
         "schema_version": SCHEMA_VERSION,

@@ -21,6 +21,7 @@ from sparseehr_mcore.data.indexed import merge_datasets, publish
 from sparseehr_mcore.data.ledger import Ledger, PreprocessError
 from sparseehr_mcore.data.manifest import MANIFEST_FILE, build_manifest, write_json_atomic
 from sparseehr_mcore.data.partition import SPLITS
+from sparseehr_mcore.data.reading import FilePart, split_file
 from sparseehr_mcore.data.run_config import TOKENIZER_DIR, PreprocessConfig, input_tables, make_harmoniser, make_reader
 from sparseehr_mcore.data.tasks import (
     build_one,
@@ -37,7 +38,7 @@ from sparseehr_mcore.tokenization.registry import resolve
 PHASES = ("all", "stage", "build", "vocab", "tokenize", "finish")
 PLAN_FILE = "plan.json"
 # Flags that may differ between the phases of one run (they do not change any output byte).
-RUN_LOCAL_FLAGS = ("workers", "progress", "keep_work", "strict")
+RUN_LOCAL_FLAGS = ("workers", "progress", "keep_work", "strict", "part_bytes")
 
 
 def _flags(config: PreprocessConfig) -> dict:
@@ -82,8 +83,12 @@ def stage(config: PreprocessConfig, *, pool=None) -> dict:
     plan = {"flags": _flags(config), "num_shards": config.num_shards, "per_shard": per_shard,
             "num_buckets": config.num_shards * per_shard,
             "tables": [(spec, table, str(path)) for spec, table, path in tables]}
+    # Strict mode reads every file whole and in order: its first error must be the file's first.
+    parts = [(table, part) for table in tables
+             for part in enumerate(split_file(table[2], config.part_bytes) if not config.strict else [FilePart()])]
+    plan["stage_tasks"] = len(parts)
     config.work.mkdir(parents=True)
-    tasks = [(config, plan["num_buckets"], i, table) for i, table in enumerate(tables)]
+    tasks = [(config, plan["num_buckets"], i, table, part) for i, (table, part) in enumerate(parts)]
     map_ordered(stage_one, tasks, pool=pool, desc="stage", progress=config.progress)
     write_json_atomic(config.work / PLAN_FILE, plan)
     return plan
@@ -123,7 +128,7 @@ def finish(config: PreprocessConfig) -> dict:
     plan = _plan(config)
     output, work = Path(config.output_dir), config.work
     ledger = Ledger()
-    for index in range(len(plan["tables"])):
+    for index in range(plan["stage_tasks"]):  # in file and part order: the first examples are the file's first
         ledger.merge(Ledger.from_dict(read_result(work, "stage", index)["ledger"]))
     built = [read_result(work, "build", b) for b in range(plan["num_buckets"])]
     written = [read_result(work, "tokenize", b) for b in range(plan["num_buckets"])]

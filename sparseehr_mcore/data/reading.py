@@ -10,8 +10,12 @@ ships upper-case headers in the full release and lower-case ones in the demo).
 from __future__ import annotations
 
 import csv
+import mmap
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 import polars as pl
 import pyarrow as pa
@@ -90,32 +94,81 @@ def _decode_utf8(batch: pa.RecordBatch) -> tuple[pl.DataFrame, pl.Series | None]
     return pl.from_arrow(pa.table(columns)), bad
 
 
+@dataclass(frozen=True)
+class FilePart:
+    """The rows of a table file one stage task reads: the whole file, or a byte range of an
+    uncompressed CSV (whole lines, after the header) starting at data row `first_row`."""
+
+    start: int = 0
+    end: int | None = None  # None: the whole file, header included
+    first_row: int = 1
+
+
+def split_file(path: Path, part_bytes: int) -> list[FilePart]:
+    """Cut an uncompressed CSV larger than `part_bytes` into parts of about that size, at line ends.
+
+    Each part knows the number of its first data row, counted as the CSV reader counts rows (empty
+    lines are not rows), so row numbers, and with them every output byte, are the same however the
+    file is cut. Compressed and Parquet files, and small ones, stay whole.
+    """
+    if not path.name.lower().endswith(".csv") or path.stat().st_size <= part_bytes:
+        return [FilePart()]
+    with open(path, "rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        cuts = [data.find(b"\n") + 1]  # the first data row follows the header line
+        while cuts[-1] and cuts[-1] + part_bytes < len(data):
+            line_end = data.find(b"\n", cuts[-1] + part_bytes)
+            if line_end < 0 or line_end + 1 >= len(data):
+                break
+            cuts.append(line_end + 1)
+        if len(cuts) == 1:
+            return [FilePart()]
+        cuts.append(len(data))
+        parts, first_row = [], 1
+        for start, end in zip(cuts, cuts[1:]):
+            parts.append(FilePart(start, end, first_row))
+            first_row += _count_rows(data, start, end)
+    return parts
+
+
+def _count_rows(data: mmap.mmap, start: int, end: int) -> int:
+    """Rows in `data[start:end]` (whole lines): lines that are neither empty nor a lone '\\r'."""
+    chunk = np.frombuffer(data, dtype=np.uint8, count=end - start, offset=start)
+    try:
+        line_ends = np.flatnonzero(chunk == ord("\n"))
+        line_starts = np.concatenate(([0], line_ends[:-1] + 1))
+        widths = line_ends - line_starts
+        empty = (widths == 0) | ((widths == 1) & (chunk[line_starts] == ord("\r")))
+        return int(len(line_ends) - empty.sum())
+    finally:
+        del chunk  # the map cannot close while a view of it is alive
+
+
 def iter_table(
-    path: Path, *, table: str, columns: list[str], ledger: Ledger
+    path: Path, *, table: str, columns: list[str], ledger: Ledger, part: FilePart = FilePart()
 ) -> Iterator[pl.DataFrame]:
     """Yield batches of `columns` (lower-case names, text, stripped) plus `_table` and `_row`.
 
     Rows that are malformed or not UTF-8 are counted as read and dropped in `ledger` (which raises
-    in strict mode). `_row` is the 1-based data row number within the file (header excluded); after
-    a skipped malformed row it may be off by the rows skipped in the same batch (strict mode stops
-    at the first, so strict locations are exact).
+    in strict mode). `_row` is the 1-based data row number within the file (header and empty lines
+    excluded, malformed rows included), exact whichever part is read. `part` limits the read to one
+    `split_file` part.
     """
     spelled = resolve_columns(path, columns)
     ledger.files[table] = str(path)
     if _is_parquet(path):
         decoded = _parquet_frames(path, spelled)
     else:
-        decoded = _csv_frames(path, table=table, spelled=spelled, ledger=ledger)
-    next_row = 1
-    for frame, bad, skipped in decoded:
-        first = next_row + skipped
+        decoded = _csv_frames(path, table=table, spelled=spelled, ledger=ledger, part=part)
+    next_row = part.first_row
+    for frame, bad, malformed in decoded:
+        rows = _row_numbers(next_row, frame.height, malformed)
         frame = (
             frame.rename({spelled[name]: name for name in columns})
             .select(columns)
             .with_columns([pl.col(name).str.strip_chars().replace("", None) for name in columns])
-            .with_columns(_table=pl.lit(table), _row=pl.int_range(first, first + frame.height, dtype=pl.Int64))
+            .with_columns(_table=pl.lit(table), _row=pl.Series(rows, dtype=pl.Int64))
         )
-        next_row += frame.height
+        next_row = int(rows[-1]) + 1 if len(rows) else next_row
         ledger.read(table, frame.height)
         if bad is not None and bad.any():  # the example names only the row: its other fields may be garbled too
             ledger.drop_frame(frame.filter(bad).select("_table", "_row"), "non_utf8")
@@ -123,32 +176,50 @@ def iter_table(
         yield frame
 
 
-def _parquet_frames(path: Path, spelled: dict[str, str]) -> Iterator[tuple[pl.DataFrame, None, int]]:
-    """(text frame, no bad mask, 0) per Parquet batch: Parquet strings are UTF-8 by format."""
+def _row_numbers(first: int, count: int, malformed: list[int]) -> np.ndarray:
+    """The row numbers of `count` parsed rows from row `first` on, skipping the `malformed` ones
+    (which the parser drops from its batches)."""
+    skipped = np.array([row for row in malformed if row >= first], dtype=np.int64)
+    candidates = np.arange(first, first + count + len(skipped), dtype=np.int64)
+    return candidates[~np.isin(candidates, skipped)][:count]
+
+
+def _parquet_frames(path: Path, spelled: dict[str, str]) -> Iterator[tuple[pl.DataFrame, None, list[int]]]:
+    """(text frame, no bad mask, no malformed rows) per Parquet batch: Parquet strings are UTF-8 by format."""
     for batch in pq.ParquetFile(path).iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=list(spelled.values())):
-        yield pl.from_arrow(pa.table(batch)).select(pl.all().cast(pl.Utf8)), None, 0
+        yield pl.from_arrow(pa.table(batch)).select(pl.all().cast(pl.Utf8)), None, []
 
 
-def _csv_frames(path: Path, *, table: str, spelled: dict[str, str], ledger: Ledger):
-    """(text frame, non-UTF-8 mask, malformed rows skipped so far) per CSV block."""
-    batches, invalid_seen = _csv_batches(path, table=table, spelled=spelled, ledger=ledger)
+def _csv_frames(path: Path, *, table: str, spelled: dict[str, str], ledger: Ledger, part: FilePart):
+    """(text frame, non-UTF-8 mask, row numbers of the malformed rows met so far) per CSV block."""
+    batches, malformed = _csv_batches(path, table=table, spelled=spelled, ledger=ledger, part=part)
     for batch in batches:
         frame, bad = _decode_utf8(batch)
-        yield frame, bad, invalid_seen[0]
+        yield frame, bad, malformed
 
 
-def _csv_batches(path: Path, *, table: str, spelled: dict[str, str], ledger: Ledger):
-    invalid_seen = [0]
+def _csv_source(path: Path, part: FilePart) -> tuple[str | pa.BufferReader, list[str] | None]:
+    """What pyarrow reads for `part`, and the column names when the range has no header line."""
+    if part.end is None:
+        return str(path), None
+    with pa.memory_map(str(path)) as mapped:  # the buffer keeps its pages mapped after the file closes
+        return pa.BufferReader(mapped.read_at(part.end - part.start, part.start)), table_columns(path)
+
+
+def _csv_batches(path: Path, *, table: str, spelled: dict[str, str], ledger: Ledger, part: FilePart):
+    malformed: list[int] = []  # data row numbers, in file order
     stopped: list[BadRecordError] = []  # pyarrow swallows exceptions raised inside the handler
+    # pyarrow numbers rows from 1, counting the header line when the read starts at one.
+    first_number = 1 if part.end is not None else 2
 
     def on_invalid_row(row) -> str:
-        invalid_seen[0] += 1
+        malformed.append(part.first_row + row.number - first_number)
         ledger.read(table, 1)
         try:
             ledger.drop_one(
                 table,
                 "malformed_row",
-                row=None if row.number is None else row.number - 1,
+                row=malformed[-1],
                 detail=f"expected {row.expected_columns} fields, found {row.actual_columns}: {row.text[:80]!r}",
             )
         except BadRecordError as err:  # strict mode: make pyarrow stop, re-raise below
@@ -162,11 +233,12 @@ def _csv_batches(path: Path, *, table: str, spelled: dict[str, str], ledger: Led
         raise PreprocessError(f"{path}: cannot parse: {err}") from None
 
     try:
+        source, column_names = _csv_source(path, part)
         reader = pacsv.open_csv(
-            str(path),
-            # Threads parse blocks in parallel; strict mode reads serially so that the first bad
-            # row's number is exact.
-            read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES, use_threads=not ledger.strict),
+            source,
+            # Serial parsing: only then does pyarrow tell where a malformed row was, which keeps
+            # every row number exact. Large files are parsed in parallel by parts (`split_file`).
+            read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES, use_threads=False, column_names=column_names),
             parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid_row, newlines_in_values=False),
             convert_options=pacsv.ConvertOptions(
                 column_types={name: pa.binary() for name in spelled.values()},
@@ -190,4 +262,4 @@ def _csv_batches(path: Path, *, table: str, spelled: dict[str, str], ledger: Led
                     fail(err)
                 yield batch
 
-    return batches(), invalid_seen
+    return batches(), malformed

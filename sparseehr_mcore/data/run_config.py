@@ -40,6 +40,7 @@ class PreprocessConfig:
     workers: int = 1
     num_shards: int = 1
     bucket_bytes: int = 64 << 20
+    part_bytes: int = 32 << 20
     keep_work: bool = False
     progress: bool = False
 
@@ -54,6 +55,8 @@ class PreprocessConfig:
             raise PreprocessError("--workers and --num-shards must be >= 1")
         if self.bucket_bytes < 1:
             raise PreprocessError("--bucket-mb must be > 0")
+        if self.part_bytes < 1:
+            raise PreprocessError("--part-mb must be > 0")
         if len(self.split_fractions) != 3 or abs(sum(self.split_fractions) - 1) > 1e-9 or min(self.split_fractions) < 0:
             raise PreprocessError(f"--split must be three non-negative fractions summing to 1, got {self.split_fractions}")
         if self.diagnosis_date not in ("discharge", "admission"):

@@ -1,11 +1,13 @@
 """Stage: stream every input table once, clean each batch, and cut its rows into patient buckets.
 
-Each (bucket, table file) pair gets one Arrow IPC file under `<work>/stage/`, so any bucket can later
-be processed alone, by another process or another node, with memory bounded by the bucket size.
+Each (bucket, table file, file part) gets one Arrow IPC file under `<work>/stage/`, so any bucket can
+later be processed alone, by another process or another node, with memory bounded by the bucket size.
+A large CSV file is staged in parts (`reading.split_file`), one task each, so several workers share it.
 """
 
 from __future__ import annotations
 
+import glob
 from pathlib import Path
 
 import polars as pl
@@ -14,22 +16,31 @@ import pyarrow.ipc as ipc
 
 from sparseehr_mcore.data.ledger import Ledger
 from sparseehr_mcore.data.partition import bucket_of, patient_keys
-from sparseehr_mcore.data.reading import iter_table
+from sparseehr_mcore.data.reading import FilePart, iter_table
 from sparseehr_mcore.data.sources.base import SourceReader, TableSpec
 
 
-def stage_path(work: Path, bucket: int, table: str) -> Path:
-    return work / "stage" / f"b{bucket:05d}" / (table.replace("/", "__") + ".arrow")
+def stage_path(work: Path, bucket: int, table: str, part: int) -> Path:
+    return work / "stage" / f"b{bucket:05d}" / f"{table.replace('/', '__')}.part{part:05d}.arrow"
+
+
+def staged_parts(work: Path, bucket: int, table: str) -> list[Path]:
+    """The bucket's staged files of `table`, in part order (a part without rows here has none)."""
+    name = glob.escape(table.replace("/", "__")) + ".part" + "[0-9]" * 5 + ".arrow"
+    return sorted((work / "stage" / f"b{bucket:05d}").glob(name))
 
 
 def stage_table(
-    *, reader: SourceReader, spec: TableSpec, table: str, path: Path, work: Path, num_buckets: int, strict: bool
+    *, reader: SourceReader, spec: TableSpec, table: str, path: Path, part: tuple[int, FilePart], work: Path,
+    num_buckets: int, strict: bool,
 ) -> Ledger:
-    """Stream `path` (table `spec`, ledger name `table`) into bucket files; return its ledger."""
+    """Stream part `part` (number, range) of `path` (table `spec`, ledger name `table`) into bucket
+    files; return its ledger."""
+    part_number, file_part = part
     ledger = Ledger(strict=strict)
     writers: dict[int, ipc.RecordBatchFileWriter] = {}
     try:
-        for batch in iter_table(path, table=table, columns=list(spec.columns), ledger=ledger):
+        for batch in iter_table(path, table=table, columns=list(spec.columns), ledger=ledger, part=file_part):
             cleaned = reader.clean(spec.name, batch, ledger)
             if cleaned.height == 0:
                 continue
@@ -38,7 +49,7 @@ def stage_table(
                 arrow = part.drop("bucket").to_arrow()
                 writer = writers.get(bucket)
                 if writer is None:
-                    target = stage_path(work, bucket, table)
+                    target = stage_path(work, bucket, table, part_number)
                     target.parent.mkdir(parents=True, exist_ok=True)
                     writer = writers[bucket] = ipc.new_file(str(target), arrow.schema)
                 writer.write_table(arrow)
@@ -59,8 +70,7 @@ def load_staged(reader: SourceReader, tables: list[tuple[str, str, Path]], work:
     specs = {spec.name: spec for spec in reader.tables}
     frames: dict[str, list[pl.DataFrame]] = {}
     for spec_name, table, _ in tables:
-        target = stage_path(work, bucket, table)
-        if target.is_file():
+        for target in staged_parts(work, bucket, table):
             with pa.memory_map(str(target)) as source:
                 frames.setdefault(spec_name, []).append(pl.from_arrow(ipc.open_file(source).read_all()))
     result = {}

@@ -24,6 +24,7 @@ from sparseehr_mcore.data.indexed import DTYPE, write_dataset
 from sparseehr_mcore.data.ledger import Ledger, PreprocessError
 from sparseehr_mcore.data.manifest import write_json_atomic
 from sparseehr_mcore.data.partition import SPLITS
+from sparseehr_mcore.data.reading import FilePart
 from sparseehr_mcore.data.run_config import PreprocessConfig, make_harmoniser, make_reader
 from sparseehr_mcore.data.staging import load_staged, stage_table
 from sparseehr_mcore.tokenization.metadata import load_tokenizer
@@ -75,12 +76,12 @@ def part_prefix(work: Path, bucket: int, split: str) -> Path:
     return work / "parts" / f"b{bucket:05d}" / split
 
 
-def stage_one(task: tuple[PreprocessConfig, int, int, Table]) -> None:
-    """Stream one input table into bucket files; its ledger goes to `results/stage-<i>.json`."""
-    config, num_buckets, index, (spec_name, table, path) = task
+def stage_one(task: tuple[PreprocessConfig, int, int, Table, tuple[int, FilePart]]) -> None:
+    """Stream one part of one input table into bucket files; its ledger goes to `results/stage-<i>.json`."""
+    config, num_buckets, index, (spec_name, table, path), part = task
     reader = make_reader(config)
     spec = next(s for s in reader.tables if s.name == spec_name)
-    ledger = stage_table(reader=reader, spec=spec, table=table, path=path, work=config.work,
+    ledger = stage_table(reader=reader, spec=spec, table=table, path=path, part=part, work=config.work,
                          num_buckets=num_buckets, strict=config.strict)
     write_json_atomic(result_path(config.work, "stage", index), {"ledger": ledger.to_dict()})
 

@@ -112,3 +112,21 @@ def test_missing_table_and_bad_flags_give_messages(tmp_path, preprocess_main, ca
     with pytest.raises(SystemExit) as stopped:
         preprocess_main(["--source", "epic", "--input", ".", "--output-dir", "o"])
     assert stopped.value.code == 2 and "invalid choice: 'epic'" in capsys.readouterr().err
+
+
+def test_a_file_staged_in_parts_gives_the_same_outputs_and_row_numbers(tmp_path, preprocess_main):
+    """Cut into parts a few hundred bytes long, bad rows, blank lines and CRLF line ends included,
+    the file gives the bytes (manifest examples with their row numbers too) of a whole-file read."""
+    body = [line for _ in range(40) for line in (*EVENTS[1:], b"", b"p1,2020-05-01,CPT,99214\r")]
+    tables = write_tables(tmp_path / "in", events=[EVENTS[0], *body])
+    outputs = {}
+    for part_mb in ("64", "0.0003"):
+        out = tmp_path / f"out-{part_mb}"
+        argv = ["--source", "events", "--input", str(tables), "--output-dir", str(out), "--part-mb", part_mb]
+        assert preprocess_main([*argv, "--workers", "2" if part_mb != "64" else "1"]) == 0
+        outputs[part_mb] = {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    assert outputs["64"] == outputs["0.0003"]
+    examples = read_manifest(tmp_path / "out-64")["drop_examples"]
+    assert examples["malformed_row"][0].startswith("events: data row 8:")
+    assert examples["duplicate_row"][1].startswith("events: data row 2:")
+    assert examples["bad_date"][1].startswith("events: data row 16:")  # 13 rows a round: blank lines are not rows
