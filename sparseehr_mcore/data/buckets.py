@@ -23,14 +23,7 @@ import polars as pl
 from sparseehr_mcore.data.harmonize.rules import Harmoniser
 from sparseehr_mcore.data.ledger import Ledger
 from sparseehr_mcore.data.partition import patient_keys, split_of
-from sparseehr_mcore.data.timeline import (
-    OTHER_SYSTEM_RANK,
-    SYSTEM_RANK,
-    CodedEvent,
-    DayBundle,
-    PatientTimeline,
-    age_bucket_expr,
-)
+from sparseehr_mcore.data.timeline import CodedEvent, DayBundle, PatientTimeline, age_bucket_expr, system_rank
 
 SEX_CODES = {"M": "M", "MALE": "M", "F": "F", "FEMALE": "F"}
 TIMELINE_EVENT_COLUMNS = ("key", "patient_id", "split", "date", "system", "code")
@@ -49,10 +42,6 @@ def _first_rows(frame: pl.DataFrame, keys: list[str], ledger: Ledger) -> pl.Data
     first = frame.select(pl.struct(keys).is_first_distinct()).to_series()
     ledger.drop_frame(frame.filter(~first & pl.col("_row").is_not_null()), "duplicate_row")
     return frame.filter(first)
-
-
-def _rank(system: str) -> int:
-    return SYSTEM_RANK.get(system, OTHER_SYSTEM_RANK)
 
 
 @dataclass(frozen=True)
@@ -80,7 +69,7 @@ class CodeTable:
         )
         norm_pairs = sorted(set(raw.select("system", "norm_code").iter_rows()))
         mappings = [harmoniser.map_code(system, code) for system, code in norm_pairs]
-        canonical = sorted({t for m in mappings for t in m.targets}, key=lambda t: (_rank(t[0]), t[0], t[1]))
+        canonical = sorted({t for m in mappings for t in m.targets}, key=lambda t: (system_rank(t[0]), t[0], t[1]))
         canonical_index = {target: i for i, target in enumerate(canonical)}
         # Bundle order of a norm: its first canonical target (norms without one go last).
         order = sorted(
