@@ -96,6 +96,11 @@ class CodeTable:
         return cls(raw=raw, norms=norms, targets=targets, canonical=canonical_frame)
 
 
+def _repeats_previous_row(*columns: str) -> pl.Expr:
+    """True where a row equals the row before it in every one of `columns` (sorted frames)."""
+    return pl.all_horizontal([pl.col(c) == pl.col(c).shift() for c in columns]).fill_null(False)
+
+
 def _positions(patients: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
     """`p`: each event's patient position; patients absent from `patients` get positions after them."""
     events = events.join(patients.select("patient_id", "p"), on="patient_id", how="left", maintain_order="left")
@@ -155,9 +160,7 @@ def build_bucket(
     events = rows.select("p", "date", "norm", "_table", "_row", origin=origin).with_row_index("i").sort(
         "p", "date", "norm", "origin", "_row"
     )
-    same = (pl.col("p") == pl.col("p").shift()) & (pl.col("date") == pl.col("date").shift()) & (
-        pl.col("norm") == pl.col("norm").shift())
-    duplicate = events.select(same.fill_null(False)).to_series()
+    duplicate = events.select(_repeats_previous_row("p", "date", "norm")).to_series()
     if duplicate.any():
         ledger.drop_frame(_details(rows, events.filter(duplicate), codes), "duplicate_row")
         events = events.filter(~duplicate)
@@ -181,10 +184,7 @@ def build_bucket(
     mapped = events.select("p", "date", "norm").join(codes.targets, on="norm", how="inner", maintain_order="left")
     if mapped.height != events.height:  # a combination code became several events: order them in again
         mapped = mapped.sort("p", "date", "canon")
-    canonical = mapped.filter(
-        ~((pl.col("p") == pl.col("p").shift()) & (pl.col("date") == pl.col("date").shift())
-          & (pl.col("canon") == pl.col("canon").shift())).fill_null(False)
-    )
+    canonical = mapped.filter(~_repeats_previous_row("p", "date", "canon"))
     merged = mapped.height - canonical.height
 
     first_day = canonical.group_by("p").agg(first=pl.col("date").first())

@@ -9,6 +9,7 @@ ships upper-case headers in the full release and lower-case ones in the demo).
 
 from __future__ import annotations
 
+import bisect
 import csv
 import mmap
 from collections.abc import Iterator
@@ -126,7 +127,8 @@ def split_file(path: Path, part_bytes: int) -> list[FilePart]:
         parts, first_row = [], 1
         for start, end in zip(cuts, cuts[1:]):
             parts.append(FilePart(start, end, first_row))
-            first_row += _count_rows(data, start, end)
+            if end < len(data):  # the rows of the last part number nothing after them
+                first_row += _count_rows(data, start, end)
     return parts
 
 
@@ -179,7 +181,8 @@ def iter_table(
 def _row_numbers(first: int, count: int, malformed: list[int]) -> np.ndarray:
     """The row numbers of `count` parsed rows from row `first` on, skipping the `malformed` ones
     (which the parser drops from its batches)."""
-    skipped = np.array([row for row in malformed if row >= first], dtype=np.int64)
+    # `malformed` is in file order and grows for the whole read: look only past `first`.
+    skipped = np.array(malformed[bisect.bisect_left(malformed, first):], dtype=np.int64)
     candidates = np.arange(first, first + count + len(skipped), dtype=np.int64)
     return candidates[~np.isin(candidates, skipped)][:count]
 
