@@ -30,6 +30,8 @@ class TimeGapTokenizer(TypedCodeTokenizerBase):
 
     name = "time-gaps"
     version = "1"
+    bulk_term_counts = True  # gap tokens are specials: the terms are the typed-code ones
+    bulk_encoding = False  # the vectorised encoder writes no gap tokens
 
     @classmethod
     def extra_specials(cls) -> list[str]:

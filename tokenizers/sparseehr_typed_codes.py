@@ -14,3 +14,6 @@ class TypedCodeTokenizer(TypedCodeTokenizerBase):
 
     name = "typed-codes"
     version = "1"
+    # tests/unit/data/test_data_typed_frames.py proves both equal the per-timeline paths.
+    bulk_term_counts = True
+    bulk_encoding = True

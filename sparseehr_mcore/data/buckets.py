@@ -26,7 +26,7 @@ from sparseehr_mcore.data.partition import patient_keys, split_of
 from sparseehr_mcore.data.timeline import CodedEvent, DayBundle, PatientTimeline, age_bucket_expr, system_rank
 
 SEX_CODES = {"M": "M", "MALE": "M", "F": "F", "FEMALE": "F"}
-TIMELINE_EVENT_COLUMNS = ("key", "patient_id", "split", "date", "system", "code")
+TIMELINE_EVENT_COLUMNS = ("key", "patient_id", "split", "date", "system", "code", "opens_visit")
 TIMELINE_PATIENT_COLUMNS = ("key", "patient_id", "split", "age", "sex", "region")
 MAPPED = ("exact", "approximate", "combination", "fallback")
 
@@ -131,6 +131,25 @@ def _coverage(events: pl.DataFrame, codes: CodeTable) -> Counter:
     return coverage
 
 
+def _bundles_opening_visits(events: pl.DataFrame, visit_ids: pl.Series) -> pl.DataFrame:
+    """`opens_visit` per day bundle (`p`, `date`) of the kept `events`.
+
+    A visit begins on the first day any of its kept events falls on; an event without a visit id
+    is a visit of its own day. A bundle opens a visit unless it holds an event of a visit that
+    began on an earlier day: so an admission's procedure days and its discharge-day diagnoses
+    form one visit, and a day without visit ids is one visit.
+    """
+    visit_day = (
+        pl.when(pl.col("visit").is_null()).then(pl.col("date")).otherwise(pl.col("date").min().over("p", "visit"))
+    )
+    return (
+        events.select("p", "date", visit=visit_ids)
+        .with_columns(visit_day=visit_day)
+        .group_by("p", "date")
+        .agg(opens_visit=pl.col("visit_day").min() == pl.col("date").first())
+    )
+
+
 def _patient_attributes(patients: pl.DataFrame, first_day: pl.DataFrame) -> pl.DataFrame:
     return patients.join(first_day, on="p", how="left", maintain_order="left").with_columns(
         age=age_bucket_expr(pl.col("first").dt.year() - pl.col("birth_year")),
@@ -180,6 +199,7 @@ def build_bucket(
             ledger.drop_frame(details, reason)
     events = events.filter(outcome.is_in(MAPPED))
     _count_kept(events, ledger)
+    opening = _bundles_opening_visits(events, rows["visit_id"].gather(events["i"]))
 
     mapped = events.select("p", "date", "norm").join(codes.targets, on="norm", how="inner", maintain_order="left")
     if mapped.height != events.height:  # a combination code became several events: order them in again
@@ -195,9 +215,14 @@ def build_bucket(
     patients = _patient_attributes(patients.filter(with_events), first_day)
     _count_kept(patients, ledger)
     by_position = patients.select("p", "key", "patient_id", "split")
-    events = canonical.join(by_position, on="p", how="left", maintain_order="left").select(
-        "key", "patient_id", "split", "date",
-        codes.canonical["system"].gather(canonical["canon"]), codes.canonical["code"].gather(canonical["canon"]),
+    events = (
+        canonical.join(by_position, on="p", how="left", maintain_order="left")
+        .join(opening, on=["p", "date"], how="left", maintain_order="left")
+        .select(
+            "key", "patient_id", "split", "date",
+            codes.canonical["system"].gather(canonical["canon"]), codes.canonical["code"].gather(canonical["canon"]),
+            "opens_visit",
+        )
     )
     return patients.select(TIMELINE_PATIENT_COLUMNS), events, coverage, merged
 

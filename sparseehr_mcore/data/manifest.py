@@ -48,7 +48,7 @@ def dataset_prefixes(output_dir: Path) -> dict[str, str]:
 
 
 def build_manifest(*, config, reader, tables, ledger, harmoniser, coverage, merged, tokenizer, written, datasets,
-                   shard_datasets, num_buckets) -> dict:
+                   shard_datasets, num_buckets, visit_suffix: str) -> dict:
     """The manifest of a finished run (schema in docs/data.md)."""
     roles = {spec.name: spec.role for spec in reader.tables}
     totals = {role: {"read": 0, "kept": 0, "dropped": Counter()} for role in ("patients", "visits", "events")}
@@ -61,11 +61,12 @@ def build_manifest(*, config, reader, tables, ledger, harmoniser, coverage, merg
     by_system: dict = {}
     for (system, outcome, unit), count in sorted(coverage.items()):
         by_system.setdefault(system, {"events": {}, "codes": {}})[unit][outcome] = count
-    unknown, patients, tokens = Counter(), Counter(), Counter()  # summed over buckets
+    unknown, patients, tokens, visits = Counter(), Counter(), Counter(), Counter()  # summed over buckets
     for result in written:
         unknown.update(result["unknown"])
         patients.update(result["patients"])
         tokens.update(result["tokens"])
+        visits.update(result["visits"])
     flags = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()
              if k not in ("input_dir", "output_dir", "workers", "part_bytes", "progress", "keep_work", "tokenizer_dir",
                           "gem_dir")}
@@ -82,6 +83,7 @@ def build_manifest(*, config, reader, tables, ledger, harmoniser, coverage, merg
         "tokenizer": {
             "directory": "tokenizer", "name": tokenizer.name, "version": tokenizer.version,
             "vocab_size": tokenizer.vocab_size, "reused": config.tokenizer_dir is not None,
+            "bundle_order": getattr(tokenizer, "bundle_order", "sorted"),
             "special_ids": tokenizer.special_ids, "unique_identifiers": tokenizer.unique_identifiers,
         },
         "counts": {
@@ -92,10 +94,12 @@ def build_manifest(*, config, reader, tables, ledger, harmoniser, coverage, merg
             "unknown_tokens": dict(sorted(unknown.items())),
             "patients_written": {split: patients[split] for split in SPLITS},
             "tokens_written": {split: tokens[split] for split in SPLITS},
+            "visits_written": {split: visits[split] for split in SPLITS},
         },
         "split": {"seed": config.seed, "fractions": list(config.split_fractions),
                   "method": "fnv1a64+splitmix64(f\"{seed}:{patient_id}\") / 2^64 against cumulative fractions"},
         "datasets": datasets,
+        "visit_index": {"source": reader.visits, "files": {split: f"{name}{visit_suffix}" for split, name in datasets.items()}},
         "shard_datasets": shard_datasets if config.num_shards > 1 else {},
         "num_shards": config.num_shards,
         "num_buckets": num_buckets,

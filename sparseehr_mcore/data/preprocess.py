@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 from collections import Counter
 from dataclasses import asdict
@@ -32,6 +33,8 @@ from sparseehr_mcore.data.tasks import (
     tokenize_one,
     worker_pool,
 )
+from sparseehr_mcore.data.visits import VISITS_SUFFIX, merge_visits, visits_path
+from sparseehr_mcore.tokenization.base import save_term_counts
 from sparseehr_mcore.tokenization.metadata import load_tokenizer, save_tokenizer
 from sparseehr_mcore.tokenization.registry import resolve
 
@@ -71,7 +74,7 @@ def stage(config: PreprocessConfig, *, pool=None) -> dict:
     (output / MANIFEST_FILE).unlink(missing_ok=True)  # from now on the directory is "incomplete"
     shutil.rmtree(config.work, ignore_errors=True)
     for stale in [*SPLITS, "shards", TOKENIZER_DIR]:  # outputs of an earlier run must not mix with ours
-        for path in (output / f"{stale}.bin", output / f"{stale}.idx", output / stale):
+        for path in (output / f"{stale}.bin", output / f"{stale}.idx", visits_path(output / stale), output / stale):
             if path.is_dir():
                 shutil.rmtree(path)
             elif path.exists():
@@ -108,12 +111,25 @@ def vocab(config: PreprocessConfig) -> None:
     shutil.rmtree(target, ignore_errors=True)
     if config.tokenizer_dir is not None:
         shutil.copytree(config.tokenizer_dir, target)
-        load_tokenizer(target)  # fail here if it is not a saved tokenizer
+        tokenizer = load_tokenizer(target)  # fail here if it is not a saved tokenizer
+        saved_order = getattr(tokenizer, "bundle_order", "sorted")
+        if config.bundle_order is not None and config.bundle_order != saved_order:
+            raise PreprocessError(
+                f"--bundle-order {config.bundle_order}: the reused tokenizer {config.tokenizer_dir} orders bundles "
+                f"{saved_order!r}; a frozen tokenizer keeps its order (leave --bundle-order out)"
+            )
         return
     terms: Counter = Counter()
     for bucket in range(plan["num_buckets"]):
         terms.update(read_result(config.work, "build", bucket)["terms"])
-    save_tokenizer(resolve(config.tokenizer).from_counts(terms, min_count=config.min_count), target)
+    plugin = resolve(config.tokenizer)
+    options = {"bundle_order": config.bundle_order} if config.bundle_order not in (None, "sorted") else {}
+    try:
+        tokenizer = plugin.from_counts(terms, min_count=config.min_count, **options)
+    except (TypeError, ValueError) as err:
+        raise PreprocessError(f"tokenizer {config.tokenizer} with --bundle-order {config.bundle_order}: {err}") from None
+    save_tokenizer(tokenizer, target)
+    save_term_counts(target, terms)
 
 
 def tokenize(config: PreprocessConfig, *, shard: int | None = None, pool=None) -> None:
@@ -145,7 +161,7 @@ def finish(config: PreprocessConfig) -> dict:
         config=config, reader=make_reader(config), tables=plan["tables"], ledger=ledger,
         harmoniser=make_harmoniser(config), coverage=coverage, merged=sum(r["merged"] for r in built),
         tokenizer=tokenizer, written=written, datasets=datasets, shard_datasets=shard_datasets,
-        num_buckets=plan["num_buckets"],
+        num_buckets=plan["num_buckets"], visit_suffix=VISITS_SUFFIX,
     )
     if not config.keep_work:
         shutil.rmtree(work, ignore_errors=True)
@@ -203,7 +219,10 @@ def _merge_outputs(config: PreprocessConfig, *, plan: dict, written: list[dict])
                 shard_datasets[split].append(name)
         if not sum(result["patients"][split] for result in written):
             continue
-        merge_datasets([part_prefix(work, b, split) for b in range(plan["num_buckets"])], work / "merged" / split)
+        parts = [part_prefix(work, b, split) for b in range(plan["num_buckets"])]
+        merge_datasets(parts, work / "merged" / split)
+        merge_visits(parts, [result["patients"][split] for result in written], work / "merged" / split)
         publish(work / "merged" / split, output / split)
+        os.replace(visits_path(work / "merged" / split), visits_path(output / split))
         datasets[split] = split
     return datasets, shard_datasets

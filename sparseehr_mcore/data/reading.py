@@ -56,8 +56,11 @@ def table_columns(path: Path) -> list[str]:
         raise PreprocessError(f"{path}: cannot read the header: {err}") from None
 
 
-def resolve_columns(path: Path, wanted: list[str]) -> dict[str, str]:
-    """Map each wanted (lower-case) column name to its spelling in the file, or raise naming both."""
+def resolve_columns(path: Path, wanted: list[str], optional: tuple[str, ...] = ()) -> dict[str, str]:
+    """Map each wanted (lower-case) column name to its spelling in the file, or raise naming both.
+
+    `optional` columns are mapped when the file has them and left out otherwise.
+    """
     present = table_columns(path)
     by_lower = {name.lower(): name for name in present}
     missing = [name for name in wanted if name.lower() not in by_lower]
@@ -66,7 +69,8 @@ def resolve_columns(path: Path, wanted: list[str]) -> dict[str, str]:
             f"{path}: missing column(s) {', '.join(missing)}; the file has {', '.join(present)}"
             " (is --source right for this input?)"
         )
-    return {name: by_lower[name.lower()] for name in wanted}
+    found = [name for name in optional if name.lower() in by_lower and name not in wanted]
+    return {name: by_lower[name.lower()] for name in [*wanted, *found]}
 
 
 def _decode_utf8(batch: pa.RecordBatch) -> tuple[pl.DataFrame, pl.Series | None]:
@@ -146,16 +150,22 @@ def _count_rows(data: mmap.mmap, start: int, end: int) -> int:
 
 
 def iter_table(
-    path: Path, *, table: str, columns: list[str], ledger: Ledger, part: FilePart = FilePart()
+    path: Path, *, table: str, columns: list[str], ledger: Ledger, part: FilePart = FilePart(),
+    optional: tuple[str, ...] = (),
 ) -> Iterator[pl.DataFrame]:
     """Yield batches of `columns` (lower-case names, text, stripped) plus `_table` and `_row`.
+
+    `optional` columns are read where the file has them and are all-null where it has not, so a
+    batch always has every column of `columns` and `optional`.
 
     Rows that are malformed or not UTF-8 are counted as read and dropped in `ledger` (which raises
     in strict mode). `_row` is the 1-based data row number within the file (header and empty lines
     excluded, malformed rows included), exact whichever part is read. `part` limits the read to one
     `split_file` part.
     """
-    spelled = resolve_columns(path, columns)
+    spelled = resolve_columns(path, columns, optional)
+    absent = [name for name in optional if name not in spelled]
+    columns = list(spelled)
     ledger.files[table] = str(path)
     if _is_parquet(path):
         decoded = _parquet_frames(path, spelled)
@@ -168,6 +178,7 @@ def iter_table(
             frame.rename({spelled[name]: name for name in columns})
             .select(columns)
             .with_columns([pl.col(name).str.strip_chars().replace("", None) for name in columns])
+            .with_columns(*[pl.lit(None, pl.Utf8).alias(name) for name in absent])
             .with_columns(_table=pl.lit(table), _row=pl.Series(rows, dtype=pl.Int64))
         )
         next_row = int(rows[-1]) + 1 if len(rows) else next_row

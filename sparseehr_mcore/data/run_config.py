@@ -28,6 +28,7 @@ class PreprocessConfig:
     tokenizer_dir: Path | None = None
     tokenizer: str = "typed-codes"
     min_count: int = 1
+    bundle_order: str | None = None  # None: sorted for a new vocabulary, the reused tokenizer's otherwise
     gem_dir: Path | None = None
     icd10cm_prefix: int = 4
     icd10pcs_prefix: int = 4
@@ -49,6 +50,8 @@ class PreprocessConfig:
             raise PreprocessError(f"--source {self.source!r}: choose one of {', '.join(SOURCES)}")
         if not Path(self.input_dir).is_dir():
             raise PreprocessError(f"--input {self.input_dir}: not a directory")
+        if self.bundle_order not in (None, "sorted", "frequency", "shuffled"):
+            raise PreprocessError(f"--bundle-order {self.bundle_order!r}: choose sorted, frequency or shuffled")
         if self.min_count < 1:
             raise PreprocessError(f"--min-count must be >= 1, got {self.min_count}")
         if self.workers < 1 or self.num_shards < 1:

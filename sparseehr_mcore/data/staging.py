@@ -40,7 +40,9 @@ def stage_table(
     ledger = Ledger(strict=strict)
     writers: dict[int, ipc.RecordBatchFileWriter] = {}
     try:
-        for batch in iter_table(path, table=table, columns=list(spec.columns), ledger=ledger, part=file_part):
+        for batch in iter_table(
+            path, table=table, columns=list(spec.columns), optional=spec.optional_columns, ledger=ledger, part=file_part
+        ):
             cleaned = reader.clean(spec.name, batch, ledger)
             if cleaned.height == 0:
                 continue
@@ -61,7 +63,7 @@ def stage_table(
 
 def empty_cleaned(reader: SourceReader, spec: TableSpec) -> pl.DataFrame:
     """The cleaned schema of `spec` with no rows (for buckets a table has no rows in)."""
-    raw = pl.DataFrame(schema={**{c: pl.Utf8 for c in spec.columns}, "_table": pl.Utf8, "_row": pl.Int64})
+    raw = pl.DataFrame(schema={**{c: pl.Utf8 for c in spec.all_columns}, "_table": pl.Utf8, "_row": pl.Int64})
     return reader.clean(spec.name, raw, Ledger())
 
 

@@ -27,6 +27,7 @@ from sparseehr_mcore.data.partition import SPLITS
 from sparseehr_mcore.data.reading import FilePart
 from sparseehr_mcore.data.run_config import PreprocessConfig, make_harmoniser, make_reader
 from sparseehr_mcore.data.staging import load_staged, stage_table
+from sparseehr_mcore.data.visits import visit_starts, write_visits
 from sparseehr_mcore.tokenization.metadata import load_tokenizer
 from sparseehr_mcore.tokenization.registry import resolve
 
@@ -128,14 +129,19 @@ def tokenize_one(task: tuple[PreprocessConfig, Path, int]) -> None:
     fast = getattr(tokenizer, "encode_bucket", None)
     layout = fast(patients, events) if fast is not None else None
     ids, lengths = layout if layout is not None else _encode_timelines(tokenizer, patients, events)
-    counts: dict[str, dict[str, int]] = {"patients": {}, "tokens": {}}
+    visits = visit_starts(patients, events)
+    counts: dict[str, dict[str, int]] = {"patients": {}, "tokens": {}, "visits": {}}
     for split in SPLITS:
         # Every split gets a part, empty or not: `finish` merges a split's parts from every bucket.
         in_split = (patients["split"] == split).to_numpy()
         split_ids, split_lengths = ids[np.repeat(in_split, lengths)], lengths[in_split]
         write_dataset(part_prefix(config.work, bucket, split), split_ids, split_lengths)
+        document = np.cumsum(in_split) - 1  # a patient's index in this part of the split
+        split_visits = visits[in_split[visits[:, 0]]]
+        write_visits(part_prefix(config.work, bucket, split), np.stack([document[split_visits[:, 0]], split_visits[:, 1]], 1))
         counts["patients"][split] = int(in_split.sum())
         counts["tokens"][split] = len(split_ids)
+        counts["visits"][split] = len(split_visits)
     write_json_atomic(result_path(config.work, "tokenize", bucket),
                       {**counts, "unknown": _unknown_counts(tokenizer, ids)})
 

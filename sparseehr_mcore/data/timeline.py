@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+import numpy as np
 import polars as pl
 
 # Code systems. Sources emit the left-hand systems; harmonisation leaves the canonical ones.
@@ -94,3 +95,12 @@ class PatientTimeline:
 def make_bundle(day: dt.date | None, events) -> DayBundle:
     """A bundle with duplicates removed and events in the documented bundle order."""
     return DayBundle(day, tuple(sorted(set(events), key=CodedEvent.sort_key)))
+
+
+def patient_positions(patients: pl.DataFrame, events: pl.DataFrame) -> np.ndarray:
+    """Each event's row in `patients`, for bucket frames whose events come grouped by patient."""
+    run = events.select(pl.col("patient_id").rle_id().alias("run"))["run"].to_numpy()
+    starts = np.flatnonzero(np.diff(run, prepend=-1))
+    index = pl.DataFrame({"patient_id": patients["patient_id"], "p": np.arange(patients.height)})
+    run_patients = events["patient_id"].gather(starts).to_frame()
+    return run_patients.join(index, on="patient_id", how="left", maintain_order="left")["p"].to_numpy()[run]

@@ -19,6 +19,9 @@ from sparseehr_mcore.data.timeline import PatientTimeline
 
 VOCAB_FILE = "vocab.json"
 CONFIG_FILE = "tokenizer_config.json"
+# Written beside every vocabulary the pipeline builds: each term's count over the training split.
+# Evaluation reads it (population-frequency baseline, rare/common codes); not part of the protocol.
+TERM_COUNTS_FILE = "term_counts.json"
 
 PAD, EOD, BEGIN, END, UNK = "[PAD]", "[EOD]", "[BEGIN]", "[END]", "[UNK]"
 SPECIALS = (PAD, EOD, BEGIN, END, UNK)
@@ -80,6 +83,17 @@ class EHRTokenizer(Protocol):
     @property
     def tokens(self) -> list[str]:
         """Token strings by id (for a Hugging Face WordLevel export)."""
+
+
+def save_term_counts(directory: Path, counts: Mapping[str, int]) -> None:
+    path = Path(directory) / TERM_COUNTS_FILE
+    path.write_text(json.dumps(dict(sorted(counts.items())), indent=0) + "\n", encoding="utf-8")
+
+
+def load_term_counts(directory: Path) -> dict[str, int] | None:
+    """The training-split term counts saved with a vocabulary, or None for a tokenizer without them."""
+    path = Path(directory) / TERM_COUNTS_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
 class Vocabulary:

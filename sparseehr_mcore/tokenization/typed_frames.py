@@ -13,7 +13,7 @@ from collections import Counter
 import numpy as np
 import polars as pl
 
-from sparseehr_mcore.data.timeline import STATIC_KEYS
+from sparseehr_mcore.data.timeline import OTHER_SYSTEM_RANK, STATIC_KEYS, SYSTEM_RANK, patient_positions
 
 Layout = tuple[np.ndarray, np.ndarray]  # (all ids, length per patient)
 
@@ -44,15 +44,6 @@ def count_terms(patients: pl.DataFrame, events: pl.DataFrame, *, system_types, s
     return counts
 
 
-def _patient_positions(patients: pl.DataFrame, events: pl.DataFrame) -> np.ndarray:
-    """Each event's patient row in `patients` (events come grouped by patient, in patient order)."""
-    run = events.select(pl.col("patient_id").rle_id().alias("run"))["run"].to_numpy()
-    starts = np.flatnonzero(np.diff(run, prepend=-1))
-    index = pl.DataFrame({"patient_id": patients["patient_id"], "p": np.arange(patients.height)})
-    run_patients = events["patient_id"].gather(starts).to_frame()
-    return run_patients.join(index, on="patient_id", how="left", maintain_order="left")["p"].to_numpy()[run]
-
-
 def _ids(tokens: pl.Series, vocab: dict[str, int], unknown_by_type: dict[str, int], unk: int) -> np.ndarray:
     known = tokens.replace_strict(vocab, default=None, return_dtype=pl.Int64)
     types = tokens.str.split_exact(":", 1).struct.field("field_0")
@@ -60,7 +51,21 @@ def _ids(tokens: pl.Series, vocab: dict[str, int], unknown_by_type: dict[str, in
     return known.fill_null(fallback).to_numpy()
 
 
-def encode_frames(patients: pl.DataFrame, events: pl.DataFrame, *, tokenizer, system_types, static_types) -> Layout:
+def _by_frequency(events: pl.DataFrame, event_ids: np.ndarray, bundle: np.ndarray, unknown_ids) -> np.ndarray:
+    """`event_ids` reordered inside each bundle by (system rank, system, unknown, id); events stay
+    in their bundles because the bundle number is the first key."""
+    systems = events.select(
+        rank=pl.col("system").replace_strict(SYSTEM_RANK, default=OTHER_SYSTEM_RANK, return_dtype=pl.Int64),
+        system=pl.col("system").rank("dense"),
+    )
+    unknown = np.isin(event_ids, np.fromiter(unknown_ids, dtype=np.int64))
+    order = np.lexsort((event_ids, unknown, systems["system"].to_numpy(), systems["rank"].to_numpy(), bundle))
+    return event_ids[order]
+
+
+def encode_frames(
+    patients: pl.DataFrame, events: pl.DataFrame, *, tokenizer, system_types, static_types, by_frequency: bool = False
+) -> Layout:
     """Ids of every patient of the bucket, concatenated, and each patient's length.
 
     Args:
@@ -68,12 +73,14 @@ def encode_frames(patients: pl.DataFrame, events: pl.DataFrame, *, tokenizer, sy
         events: their events in the same patient order, then by day and bundle order.
         tokenizer: a typed-code tokenizer (its vocabulary and special ids).
         system_types, static_types: the scheme's token type per code system / static attribute.
+        by_frequency: order each bundle's codes by code system, then by id (the vocabulary's
+            count order), unknowns last in their system: the `frequency` bundle order.
     """
     vocab, special = tokenizer.vocabulary.ids, tokenizer.special_ids
     unknown = {key[4:]: value for key, value in special.items() if key.startswith("unk:")}
     unk = special["unk"]
     n_patients = patients.height
-    p = _patient_positions(patients, events)
+    p = patient_positions(patients, events)
     dates = events["date"].to_physical().to_numpy()
     new_patient = np.ones(len(p), dtype=bool)
     new_patient[1:] = p[1:] != p[:-1]
@@ -102,8 +109,11 @@ def encode_frames(patients: pl.DataFrame, events: pl.DataFrame, *, tokenizer, sy
     # Ids per distinct code, then one join: no token string per event.
     codes = events.select("system", "code").unique()
     codes = codes.with_columns(id=pl.Series(_ids(_event_tokens(codes, system_types), vocab, unknown, unk)))
-    out[event_pos] = events.select("system", "code").join(codes, on=["system", "code"], how="left",
-                                                          maintain_order="left")["id"].to_numpy()
+    event_ids = events.select("system", "code").join(codes, on=["system", "code"], how="left",
+                                                     maintain_order="left")["id"].to_numpy()
+    if by_frequency:
+        event_ids = _by_frequency(events, event_ids, np.cumsum(new_day), tokenizer.unknown_ids)
+    out[event_pos] = event_ids
     begin_pos = event_pos[new_day] - 1
     out[begin_pos] = special["bundle_begin"]
     day_sizes = np.diff(np.append(np.flatnonzero(new_day), len(p)))

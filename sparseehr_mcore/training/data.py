@@ -26,11 +26,31 @@ from megatron.core.datasets.utils import Split
 
 @dataclass(frozen=True)
 class SpecialIds:
-    """The token ids the sampler needs to know about."""
+    """The token ids the sampler needs to know about, and whether it shuffles bundles."""
 
     pad: int
     eod: int
     bundle_begin: int  # the first one in a sequence ends the demographics prefix
+    bundle_end: int = -1
+    shuffle_bundles: bool = False  # the tokenizer's bundle_order is "shuffled"
+
+
+def shuffle_within_bundles(patient_ids: np.ndarray, special: SpecialIds, rng: np.random.Generator) -> np.ndarray:
+    """The codes of every bundle in a random order; delimiters and everything between bundles stay.
+
+    One sort of random keys within bundle numbers: codes never leave their bundle.
+    """
+    ids = np.asarray(patient_ids)
+    begins = ids == special.bundle_begin
+    depth = np.cumsum(begins) - np.cumsum(ids == special.bundle_end)
+    inside = (depth > 0) & ~begins  # strictly between a [BEGIN] and its [END]
+    if not inside.any():
+        return ids
+    bundle = np.cumsum(begins)[inside]
+    order = np.lexsort((rng.random(int(inside.sum())), bundle))
+    shuffled = ids.copy()
+    shuffled[inside] = ids[inside][order]
+    return shuffled
 
 
 def fit_to_length(patient_ids: np.ndarray, length: int, special: SpecialIds) -> np.ndarray:
@@ -65,10 +85,13 @@ class PatientDatasetConfig(BlendedMegatronDatasetConfig):
     pad_id: int
     eod_id: int
     bundle_begin_id: int
+    bundle_end_id: int = -1
+    shuffle_bundles: bool = False
 
     @property
     def special_ids(self) -> SpecialIds:
-        return SpecialIds(pad=self.pad_id, eod=self.eod_id, bundle_begin=self.bundle_begin_id)
+        return SpecialIds(pad=self.pad_id, eod=self.eod_id, bundle_begin=self.bundle_begin_id,
+                          bundle_end=self.bundle_end_id, shuffle_bundles=self.shuffle_bundles)
 
 
 class PatientDataset(MegatronDataset):
@@ -88,7 +111,8 @@ class PatientDataset(MegatronDataset):
 
     @staticmethod
     def _key_config_attributes() -> list[str]:
-        return ["random_seed", "sequence_length", "pad_id", "eod_id", "bundle_begin_id"]
+        return ["random_seed", "sequence_length", "pad_id", "eod_id", "bundle_begin_id", "bundle_end_id",
+                "shuffle_bundles"]
 
     def _shuffled_epochs(self) -> np.ndarray:
         """Patients in a fresh seeded order each epoch, as many epochs as `num_samples` needs."""
@@ -109,6 +133,9 @@ class PatientDataset(MegatronDataset):
         special = self.config.special_ids
         if len(patient) == 0 or patient[-1] != special.eod:
             patient = np.append(patient, special.eod)
+        if special.shuffle_bundles:  # a fresh order for every sample, so for every epoch; resumes replay it
+            rng = np.random.default_rng([self.config.random_seed, self.index_split.value, index])
+            patient = shuffle_within_bundles(patient, special, rng)
         ids = torch.from_numpy(fit_to_length(patient, self.config.sequence_length + 1, special))
         tokens, labels = ids[:-1].clone(), ids[1:].clone()
         # No loss on padding, nor after the end of the record (Megatron's eod_mask_loss).
@@ -141,6 +168,8 @@ def build_patient_datasets(
         pad_id=special.pad,
         eod_id=special.eod,
         bundle_begin_id=special.bundle_begin,
+        bundle_end_id=special.bundle_end,
+        shuffle_bundles=special.shuffle_bundles,
         mid_level_dataset_surplus=0.005,
     )
     sizes = [num_train_samples, num_valid_samples if valid else 0, 0]

@@ -48,6 +48,9 @@ def load_tokenizer_facts(tokenizer_dir: Path) -> TokenizerFacts:
     fingerprint = hashlib.sha256((Path(tokenizer_dir) / VOCAB_FILE).read_bytes()).hexdigest()
     return TokenizerFacts(
         vocab_size=tokenizer.vocab_size,
-        special_ids=SpecialIds(pad=special["pad"], eod=special["eod"], bundle_begin=special["bundle_begin"]),
+        special_ids=SpecialIds(
+            pad=special["pad"], eod=special["eod"], bundle_begin=special["bundle_begin"],
+            bundle_end=special["bundle_end"], shuffle_bundles=getattr(tokenizer, "bundle_order", "sorted") == "shuffled",
+        ),
         fingerprint=fingerprint,
     )

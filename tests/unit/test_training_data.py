@@ -8,7 +8,13 @@ import pytest
 import torch
 from megatron.core.datasets.indexed_dataset import IndexedDatasetBuilder, get_bin_path, get_idx_path
 
-from sparseehr_mcore.training.data import SpecialIds, build_patient_datasets, fit_to_length, micro_batches
+from sparseehr_mcore.training.data import (
+    SpecialIds,
+    build_patient_datasets,
+    fit_to_length,
+    micro_batches,
+    shuffle_within_bundles,
+)
 
 SPECIAL = SpecialIds(pad=0, eod=1, bundle_begin=2)
 END = 3  # bundle end
@@ -20,6 +26,21 @@ def timeline(*bundles: list[int]) -> np.ndarray:
     for codes in bundles:
         ids += [SPECIAL.bundle_begin, *codes, END]
     return np.array(ids + [SPECIAL.eod])
+
+
+def test_bundle_shuffle_moves_codes_only_within_their_bundle():
+    special = SpecialIds(pad=0, eod=1, bundle_begin=2, bundle_end=END, shuffle_bundles=True)
+    ids = timeline([20, 21, 22, 23], [30], [40, 41, 42, 43, 44])
+    orders = set()
+    for seed in range(20):
+        out = shuffle_within_bundles(ids, special, np.random.default_rng(seed))
+        assert out[:3].tolist() == [AGE, SEX, 2] and out[-1] == special.eod
+        assert np.array_equal(out == 2, ids == 2) and np.array_equal(out == END, ids == END)
+        assert sorted(out[3:7]) == [20, 21, 22, 23] and out[9] == 30 and sorted(out[12:17]) == [40, 41, 42, 43, 44]
+        orders.add(tuple(out))
+    assert len(orders) > 10  # really shuffled, and differently per seed
+    again = shuffle_within_bundles(ids, special, np.random.default_rng(3))
+    assert np.array_equal(again, shuffle_within_bundles(ids, special, np.random.default_rng(3)))
 
 
 def test_short_histories_are_right_padded():

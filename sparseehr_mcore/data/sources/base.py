@@ -5,7 +5,9 @@ systems; bad rows dropped with a reason), and assembles the cleaned tables of on
 into the two common frames:
 
 * patients: `patient_id` (str), `sex` (str|null), `birth_year` (int|null), `region` (str|null)
-* events: `patient_id` (str), `date` (date), `system` (str, see `timeline.SOURCE_SYSTEMS`), `code`
+* events: `patient_id` (str), `date` (date), `system` (str, see `timeline.SOURCE_SYSTEMS`), `code`,
+  `visit_id` (str|null: the admission or encounter the event belongs to, where the source says;
+  see `SourceReader.visits`)
 
 Both carry `_table` and `_row` so any later drop is counted against the row it came from.
 """
@@ -21,7 +23,7 @@ from sparseehr_mcore.data.ledger import Ledger
 from sparseehr_mcore.data.timeline import CPT, ICD9CM, ICD9PCS, ICD10CM, ICD10PCS
 
 PATIENT_COLUMNS = ("patient_id", "sex", "birth_year", "region")
-EVENT_COLUMNS = ("patient_id", "date", "system", "code")
+EVENT_COLUMNS = ("patient_id", "date", "system", "code", "visit_id")
 ORIGIN = ("_table", "_row")
 
 # Spellings of code systems seen in the wild, mapped to ours (`_system_key`: upper-cased, '-', '_', ' ', '.' removed).
@@ -42,6 +44,7 @@ class TableSpec:
         name: the table's file stem (matched case-insensitively, `.csv`, `.csv.gz` or `.parquet`)
             and its name in the manifest.
         columns: the columns read (lower-case); a file lacking one is rejected with both lists.
+        optional_columns: columns read where the file has them, all-null where it has not.
         patient_column: the column holding the patient id, used to bucket rows by patient.
         role: which total of the manifest (patients, visits, events) the table's rows count in.
     """
@@ -50,6 +53,11 @@ class TableSpec:
     columns: tuple[str, ...]
     patient_column: str
     role: str = "events"  # "patients", "visits" or "events": how the manifest totals its rows
+    optional_columns: tuple[str, ...] = ()
+
+    @property
+    def all_columns(self) -> tuple[str, ...]:
+        return self.columns + self.optional_columns
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,9 @@ class SourceReader(ABC):
     name: str = ""
     tables: tuple[TableSpec, ...] = ()
     optional_tables: tuple[str, ...] = ()
+    # Where events get their `visit_id` (written to the manifest): visits are what next-visit
+    # evaluation scores; a day bundle without any event of an earlier-begun visit opens a new one.
+    visits: str = "none: every day bundle is a visit of its own"
 
     def __init__(self, *, limits: DateLimits, extra_code_systems: tuple[str, ...] = ()) -> None:
         self.limits = limits

@@ -1,5 +1,6 @@
-"""A generic events table for any other source: `events` (patient_id, date, code_system, code)
-and an optional `patients` table (patient_id, sex, birth_year, region), CSV or Parquet.
+"""A generic events table for any other source: `events` (patient_id, date, code_system, code and
+optionally visit_id) and an optional `patients` table (patient_id, sex, birth_year, region), CSV or
+Parquet. Rows sharing a `visit_id` are one visit (an encounter or a stay over several days).
 
 Code systems are matched through `base.SYSTEM_ALIASES` (ICD9, ICD-10-CM, HCPCS, ...); systems
 beyond diagnoses and procedures pass through when listed in `--extra-code-systems`, otherwise they
@@ -27,8 +28,9 @@ class EventsTableReader(SourceReader):
     """`events` plus optional `patients`."""
 
     name = "events"
+    visits = "the events table's visit_id column (where present)"
     tables = (
-        TableSpec("events", ("patient_id", "date", "code_system", "code"), "patient_id"),
+        TableSpec("events", ("patient_id", "date", "code_system", "code"), "patient_id", optional_columns=("visit_id",)),
         TableSpec("patients", ("patient_id", "sex", "birth_year", "region"), "patient_id", role="patients"),
     )
     optional_tables = ("patients",)

@@ -54,10 +54,13 @@ class MedsReader(SourceReader):
             code_system=code.str.split("//").list.first(), code=code.str.split("//").list.last()
         )
         events = normalise_systems(events, "code_system", ledger, extra=self.extra_code_systems)
-        events = events.select(*EVENT_COLUMNS, *ORIGIN, kind=pl.lit("event"), value=pl.lit(None, pl.Utf8))
-        statics = statics.with_columns(system=pl.lit(None, pl.Utf8), code=pl.lit(None, pl.Utf8))
-        births = births.with_columns(system=pl.lit(None, pl.Utf8), code=pl.lit(None, pl.Utf8))
-        columns = ["patient_id", "kind", "value", "date", "system", "code", *ORIGIN]
+        events = events.with_columns(visit_id=pl.lit(None, pl.Utf8)).select(
+            *EVENT_COLUMNS, *ORIGIN, kind=pl.lit("event"), value=pl.lit(None, pl.Utf8)
+        )
+        nothing = {"system": pl.lit(None, pl.Utf8), "code": pl.lit(None, pl.Utf8), "visit_id": pl.lit(None, pl.Utf8)}
+        statics = statics.with_columns(**nothing)
+        births = births.with_columns(**nothing)
+        columns = ["patient_id", "kind", "value", "date", "system", "code", "visit_id", *ORIGIN]
         return pl.concat([f.select(columns) for f in (statics, births, events)])
 
     def assemble(self, frames: dict[str, pl.DataFrame], ledger: Ledger) -> tuple[pl.DataFrame, pl.DataFrame]:

@@ -30,6 +30,7 @@ class MimicIIIReader(SourceReader):
     """MIMIC-III (v1.4) tables; upper- or lower-case file and column names."""
 
     name = "mimic-iii"
+    visits = "admissions (hadm_id)"
     tables = (
         TableSpec("PATIENTS", ("subject_id", "gender", "dob"), "subject_id", role="patients"),
         TableSpec("ADMISSIONS", ("subject_id", "hadm_id", "admittime", "dischtime"), "subject_id", role="visits"),

@@ -49,15 +49,17 @@ def admissions_visits(frame: pl.DataFrame, ledger: Ledger, *, diagnosis_date: st
 
 
 def dated_by_visit(frame: pl.DataFrame, visits: pl.DataFrame, ledger: Ledger) -> pl.DataFrame:
-    """Give each row its admission's day; rows whose admission is absent are `unknown_visit`."""
+    """Give each row its admission's day and id; rows whose admission is absent are `unknown_visit`."""
     joined = frame.join(visits, on="hadm_id", how="left")
-    return ledger.drop_where(joined, pl.col("visit_date").is_null(), "unknown_visit").rename({"visit_date": "date"})
+    joined = ledger.drop_where(joined, pl.col("visit_date").is_null(), "unknown_visit")
+    return joined.rename({"visit_date": "date"}).with_columns(visit_id=pl.col("hadm_id"))
 
 
 class MimicIVReader(SourceReader):
     """MIMIC-IV (v2.x) hosp tables."""
 
     name = "mimic-iv"
+    visits = "admissions (hadm_id)"
     tables = (
         TableSpec("patients", ("subject_id", "gender", "anchor_age", "anchor_year"), "subject_id", role="patients"),
         TableSpec("admissions", ("subject_id", "hadm_id", "admittime", "dischtime"), "subject_id", role="visits"),
@@ -90,11 +92,13 @@ class MimicIVReader(SourceReader):
             frame = drop_missing(frame, ["icd_code"], ledger)
             frame = icd_system(frame, ledger, nine=ICD9PCS, ten=ICD10PCS)
             frame = parse_dates(frame, "chartdate", ledger, self.limits)
-            return frame.select(*EVENT_COLUMNS[:2], "system", code=pl.col("icd_code"), *ORIGIN)
+            return frame.select(*EVENT_COLUMNS[:2], "system", code=pl.col("icd_code"), visit_id=pl.col("hadm_id"), *ORIGIN)
         # hcpcsevents
         frame = drop_missing(frame, ["hcpcs_cd"], ledger)
         frame = parse_dates(frame, "chartdate", ledger, self.limits)
-        return frame.select("patient_id", "date", system=pl.lit(CPT), code=pl.col("hcpcs_cd"), *ORIGIN)
+        return frame.select(
+            "patient_id", "date", system=pl.lit(CPT), code=pl.col("hcpcs_cd"), visit_id=pl.col("hadm_id"), *ORIGIN
+        )
 
     def assemble(self, frames: dict[str, pl.DataFrame], ledger: Ledger) -> tuple[pl.DataFrame, pl.DataFrame]:
         visits = admissions_visits(frames["admissions"], ledger, diagnosis_date=self.diagnosis_date)

@@ -5,7 +5,8 @@ concepts, so harmonisation is the same for every source. A condition source valu
 is all digits or dated before the US switch to ICD-10-CM (2015-10-01), ICD-10-CM otherwise. A
 procedure source value is CPT/HCPCS if it has the 5-character CPT/HCPCS form, ICD-9 procedure if
 it is 2 to 4 digits, ICD-10-PCS if 7 characters; anything else is `malformed_code`.
-Visits are counted (read/kept) but events keep their own dates.
+Visits are counted (read/kept); events keep their own dates and carry `visit_occurrence_id` (an
+optional column) as their visit.
 """
 
 from __future__ import annotations
@@ -27,13 +28,18 @@ class OmopReader(SourceReader):
     """OMOP CDM tables, codes from `*_source_value`."""
 
     name = "omop"
+    visits = "visit_occurrence_id of conditions and procedures (where present)"
     tables = (
         TableSpec("person", ("person_id", "gender_concept_id", "year_of_birth"), "person_id", role="patients"),
         TableSpec("visit_occurrence", ("person_id", "visit_occurrence_id", "visit_start_date"), "person_id", role="visits"),
         TableSpec(
-            "condition_occurrence", ("person_id", "condition_start_date", "condition_source_value"), "person_id"
+            "condition_occurrence", ("person_id", "condition_start_date", "condition_source_value"), "person_id",
+            optional_columns=("visit_occurrence_id",),
         ),
-        TableSpec("procedure_occurrence", ("person_id", "procedure_date", "procedure_source_value"), "person_id"),
+        TableSpec(
+            "procedure_occurrence", ("person_id", "procedure_date", "procedure_source_value"), "person_id",
+            optional_columns=("visit_occurrence_id",),
+        ),
     )
 
     def clean(self, table: str, frame: pl.DataFrame, ledger: Ledger) -> pl.DataFrame:
@@ -55,7 +61,7 @@ class OmopReader(SourceReader):
             is_nine = code.str.contains(r"^\d+\.?\d*$") | (pl.col("date") < ICD10_START)
             return frame.select(
                 *EVENT_COLUMNS[:2], system=pl.when(is_nine).then(pl.lit(ICD9CM)).otherwise(pl.lit(ICD10CM)),
-                code=code, *ORIGIN,
+                code=code, visit_id=pl.col("visit_occurrence_id"), *ORIGIN,
             )
         frame = drop_missing(frame, ["procedure_source_value"], ledger)
         frame = parse_dates(frame, "procedure_date", ledger, self.limits)
@@ -67,7 +73,7 @@ class OmopReader(SourceReader):
             .otherwise(pl.lit(None, pl.Utf8))
         )
         frame = ledger.drop_where(frame.with_columns(system=system), pl.col("system").is_null(), "malformed_code")
-        return frame.select(*EVENT_COLUMNS[:2], "system", code=code, *ORIGIN)
+        return frame.select(*EVENT_COLUMNS[:2], "system", code=code, visit_id=pl.col("visit_occurrence_id"), *ORIGIN)
 
     def assemble(self, frames: dict[str, pl.DataFrame], ledger: Ledger) -> tuple[pl.DataFrame, pl.DataFrame]:
         for table, count in frames["visit_occurrence"].group_by("_table").len().iter_rows():

@@ -47,9 +47,10 @@ def output_bytes(output, *, with_manifest=True):
 def test_same_input_same_bytes(preprocess_main, cohort, tmp_path):
     first = output_bytes(run(preprocess_main, cohort, tmp_path / "a"))
     second = output_bytes(run(preprocess_main, cohort, tmp_path / "b"))
-    assert sorted(first) == ["manifest.json", "test.bin", "test.idx", "tokenizer/tokenizer_config.json",
+    assert sorted(first) == ["manifest.json", "test.bin", "test.idx", "test.visits.npy",
+                             "tokenizer/term_counts.json", "tokenizer/tokenizer_config.json",
                              "tokenizer/tokenizer_metadata.json", "tokenizer/vocab.json", "train.bin", "train.idx",
-                             "valid.bin", "valid.idx"]
+                             "train.visits.npy", "valid.bin", "valid.idx", "valid.visits.npy"]
     assert first == second
 
 
