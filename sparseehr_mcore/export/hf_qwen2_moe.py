@@ -62,12 +62,18 @@ def _one_process_model(model: ModelConfig) -> torch.nn.Module:
     return build_model(local, ParallelConfig())
 
 
-def read_mcore_checkpoint(path: str | Path) -> tuple[CheckpointMetadata, dict[str, torch.Tensor]]:
-    """The metadata and the full, unsharded model state of a checkpoint (ROOT or iter_* dir)."""
+def load_mcore_model(path: str | Path) -> tuple[CheckpointMetadata, torch.nn.Module]:
+    """The metadata and the whole model (one process, local spec) of a checkpoint (ROOT or iter_* dir)."""
     directory = resolve_checkpoint(path)
     metadata = read_metadata(directory)
     model = _one_process_model(metadata.model)
     load_weights(model, directory)
+    return metadata, model
+
+
+def read_mcore_checkpoint(path: str | Path) -> tuple[CheckpointMetadata, dict[str, torch.Tensor]]:
+    """The metadata and the full, unsharded model state of a checkpoint (ROOT or iter_* dir)."""
+    metadata, model = load_mcore_model(path)
     state = {name: value for name, value in model.state_dict().items() if not name.endswith(IGNORED_MCORE_SUFFIXES)}
     return metadata, state
 

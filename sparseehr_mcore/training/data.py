@@ -23,6 +23,8 @@ from megatron.core.datasets.indexed_dataset import IndexedDataset
 from megatron.core.datasets.megatron_dataset import MegatronDataset
 from megatron.core.datasets.utils import Split
 
+from sparseehr_mcore.tokenization.sequences import truncate_left
+
 
 @dataclass(frozen=True)
 class SpecialIds:
@@ -64,17 +66,7 @@ def fit_to_length(patient_ids: np.ndarray, length: int, special: SpecialIds) -> 
     Returns:
         int64 ids of exactly `length`, padded with `special.pad`.
     """
-    ids = np.asarray(patient_ids, dtype=np.int64)
-    if len(ids) > length:
-        begins = np.flatnonzero(ids == special.bundle_begin)
-        prefix = int(begins[0]) if len(begins) else 0
-        if prefix >= length:  # a prefix longer than the sequence: keep what fits of it
-            return ids[:length]
-        tail = ids[len(ids) - (length - prefix) :]
-        tail_begins = np.flatnonzero(tail == special.bundle_begin)
-        if len(tail_begins):  # start the kept history at a whole bundle
-            tail = tail[tail_begins[0] :]
-        ids = np.concatenate([ids[:prefix], tail])
+    ids = truncate_left(np.asarray(patient_ids, dtype=np.int64), length, bundle_begin=special.bundle_begin)
     return np.pad(ids, (0, length - len(ids)), constant_values=special.pad)
 
 
