@@ -226,10 +226,10 @@ CONDITIONS: tuple[Condition, ...] = (
     Condition(
         key="osteoarthritis", label="osteoarthritis",
         prevalence=(0.0, 0.01, 0.10, 0.26, 0.35), incidence=0.03, female_rr=1.3, risk_factors=(("obesity", 1.6),),
-        diagnoses=(
-            dx({"M170": 0.3, "M1711": 0.2, "M1712": 0.2, "M179": 0.3}, carriers=0.7, fixed=True),
-            dx({"M160": 0.3, "M1611": 0.25, "M1612": 0.25, "M169": 0.2}, carriers=0.35, fixed=True),
-            dx({"M1990": 0.5}, families=(Family("M1901", 0.3), Family("M1904", 0.2)), carriers=0.3, fixed=True),
+        diagnoses=(  # the main site (knee, hip, other), then a second site for some
+            dx({"M170": 0.15, "M1711": 0.12, "M1712": 0.12, "M179": 0.2, "M160": 0.05, "M1611": 0.05, "M1612": 0.05,
+                "M169": 0.06, "M1990": 0.1}, families=(Family("M1901", 0.05), Family("M1904", 0.05)), fixed=True),
+            dx({"M160": 0.3, "M1611": 0.25, "M1612": 0.25, "M169": 0.2}, carriers=0.25, fixed=True),
         ),
         procedures=(px("BQ07ZZZ", 0.1), px("BQ08ZZZ", 0.1), px("3E0U3GC", 0.1)),
         visits_per_year=1.5, admissions_per_year=0.03,

@@ -217,6 +217,8 @@ def _condition(resolver: _Resolver, index: int, condition: Condition, progressio
                    region_rr=condition.region_rr)  # fmt: skip
     for code in condition.replaces:
         resolver.check_diagnosis(code, f"{where} replaces")
+    if not condition.diagnoses or condition.diagnoses[0].carriers < 1:
+        resolver.problems.append(f"{where}: the first code group is the principal one: every patient carries it")
     return ResolvedCondition(
         index=index, key=condition.key, prevalence=condition.prevalence, incidence=condition.incidence,
         sex_rr={"F": condition.female_rr, "M": condition.male_rr}, region_rr=dict(condition.region_rr),

@@ -55,10 +55,13 @@ class Visit:
 
 @dataclass
 class SimulatedPatient:
-    """A patient as drawn: attributes, condition onsets (index -> (day, origin)) and visits in order."""
+    """A patient as drawn: attributes, condition onsets (index -> (day, origin)) and visits in order.
+
+    `age` is the age at enrolment (`birth_year` is the enrolment year minus it)."""
 
     patient_id: str
     sex: str
+    age: int
     birth_year: int
     region: str
     enrol_start: int
@@ -164,7 +167,7 @@ class Simulator:
         if not visits:  # nothing brought the patient in: the enrolment visit alone
             visits = [self._enrolment_visit(person)]
         return SimulatedPatient(
-            patient_id=f"{profile.id_prefix}{number:07d}", sex=sex, birth_year=birth_year, region=region,
+            patient_id=f"{profile.id_prefix}{number:07d}", sex=sex, age=age, birth_year=birth_year, region=region,
             enrol_start=person.start, enrol_end=person.end, onsets=onsets, visits=visits,
         )  # fmt: skip
 
@@ -269,7 +272,7 @@ class Simulator:
         """A condition's diagnosing visit at onset, then Poisson follow-up visits and admissions."""
         rng, profile = person.rng, self.profile
         condition = self.model.conditions[index]
-        visits.append((onset, "condition", index))
+        visits.append((onset, "diagnosis", index))
         rate = condition.visits_per_year * profile.outpatient_scale
         day = onset + rng.expovariate(rate) * DAYS_PER_YEAR if rate > 0 else person.end + 1
         while day <= person.end:
@@ -310,13 +313,18 @@ class Simulator:
             if onsets[index][0] <= day:
                 self._code_condition(person, stay, index, replaced, procedures=False)
 
-    def _code_condition(self, person: _Person, visit: Visit, index: int, replaced: set[str], *, procedures: bool) -> None:
-        """Code a condition at a visit: its carried aspects (fixed or drawn codes), its procedures."""
+    def _code_condition(
+        self, person: _Person, visit: Visit, index: int, replaced: frozenset[str], *, procedures: bool,
+        diagnosing: bool = False,
+    ) -> None:
+        """Code a condition at a visit: its carried aspects (fixed or drawn codes), its procedures.
+
+        At the diagnosing visit the principal group (the first, carried by all) is always coded."""
         rng = person.rng
         condition = self.model.conditions[index]
         for number, group in enumerate(condition.diagnoses):
             code = person.aspect(index, number, group)
-            if code is None or rng.random() >= group.per_visit:
+            if code is None or (rng.random() >= group.per_visit and not (diagnosing and number == 0)):
                 continue
             code = code or group.draw(rng)
             if code not in replaced:
@@ -332,12 +340,15 @@ class Simulator:
         rng, conditions = person.rng, self.model.conditions
         stay_starts = [stay.start for stay in stays]
         by_day: dict[int, Visit] = {}
+        requests = sorted(requests, key=lambda request: request[0])
+        for position, (day, kind, payload) in enumerate(requests):  # a diagnosis due in hospital waits for discharge
+            stay = bisect.bisect_right(stay_starts, day) - 1
+            if kind == "diagnosis" and stay >= 0 and day <= stays[stay].end:
+                requests[position] = (stays[stay].end + 1, kind, payload)
         for day, kind, payload in sorted(requests, key=lambda request: request[0]):
-            if day < person.start or day > person.end:
-                continue
-            position = bisect.bisect_right(stay_starts, day) - 1
-            if position >= 0 and day <= stays[position].end:
-                continue  # in hospital that day
+            stay = bisect.bisect_right(stay_starts, day) - 1
+            if day < person.start or day > person.end or (stay >= 0 and day <= stays[stay].end):
+                continue  # outside enrolment, or in hospital that day
             visit = by_day.get(day)
             if visit is None:
                 visit = by_day[day] = Visit(OUTPATIENT, day, day)
@@ -345,7 +356,8 @@ class Simulator:
                 visit.diagnoses |= payload.diagnoses
                 visit.procedures |= payload.procedures
             else:
-                self._code_condition(person, visit, payload, self._replaced(onsets, day), procedures=True)
+                self._code_condition(person, visit, payload, self._replaced(onsets, day), procedures=True,
+                                     diagnosing=kind == "diagnosis")
         for day, visit in by_day.items():  # other active conditions are coded on part of the visits
             replaced = self._replaced(onsets, day)
             for index in sorted(onsets):
