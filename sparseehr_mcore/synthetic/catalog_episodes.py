@@ -102,8 +102,8 @@ EPISODES: tuple[Episode, ...] = (
     Episode(
         key="diverticulitis", label="diverticulitis", rate=(0.0, 0.001, 0.004, 0.008, 0.01),
         diagnoses=(dx({"K5732": 0.7, "K5730": 0.3}),), procedures=(px("BW21ZZZ", 0.5),), inpatient=0.3,
-        stay=Stay(diagnoses=(dx({"K5732": 0.6, "K5720": 0.4}),), procedures=(px("BW21ZZZ", 0.8), px(IV_ANTIBIOTIC, 0.8)),
-                  nights=(2, 5)),
+        stay=Stay(diagnoses=(dx({"K5732": 0.6, "K5720": 0.4}),),
+                  procedures=(px("BW21ZZZ", 0.8), px(IV_ANTIBIOTIC, 0.8)), nights=(2, 5)),
     ),
     Episode(
         key="gi_bleed", label="gastrointestinal haemorrhage", rate=(0.0, 0.001, 0.003, 0.008, 0.012),
@@ -115,7 +115,8 @@ EPISODES: tuple[Episode, ...] = (
     # --- urinary
     Episode(
         key="urinary_infection", label="urinary tract infection", rate=(0.04, 0.08, 0.06, 0.09, 0.14),
-        female_rr=1.6, male_rr=0.3, risk_factors=(("dementia", 2.0), ("type2_diabetes", 1.3), ("prostate_hyperplasia", 2.0)),
+        female_rr=1.6, male_rr=0.3,
+        risk_factors=(("dementia", 2.0), ("type2_diabetes", 1.3), ("prostate_hyperplasia", 2.0)),
         diagnoses=(dx({"N390": 0.75, "N3000": 0.25}), dx({"R300": 0.5, "R350": 0.5}, per_visit=0.2)), inpatient=0.03,
         stay=Stay(diagnoses=(dx({"N390": 0.6, "N10": 0.4}),), procedures=(px(IV_ANTIBIOTIC, 0.8),), nights=(2, 5)),
     ),
@@ -142,7 +143,8 @@ EPISODES: tuple[Episode, ...] = (
         diagnoses=(dx({"L821": 0.3, "L570": 0.3}, families=(Family("D22", 0.25), Family("D23", 0.15))),),
         procedures=(px("0HB6XZX", 0.1), px("0HB1XZX", 0.1)),
     ),
-    Episode(key="warts", label="viral warts", rate=(0.05, 0.03, 0.015, 0.01, 0.005), diagnoses=(dx({"B079": 0.8, "B070": 0.2}),)),
+    Episode(key="warts", label="viral warts", rate=(0.05, 0.03, 0.015, 0.01, 0.005),
+            diagnoses=(dx({"B079": 0.8, "B070": 0.2}),)),
     Episode(
         key="herpes_zoster", label="herpes zoster", rate=(0.0005, 0.002, 0.005, 0.01, 0.012),
         diagnoses=(dx({"B029": 0.8, "B0229": 0.1, "B0230": 0.1}),),
@@ -207,7 +209,8 @@ EPISODES: tuple[Episode, ...] = (
     ),
     Episode(
         key="tendinopathy", label="tendinitis or bursitis", rate=(0.005, 0.02, 0.03, 0.025, 0.015),
-        diagnoses=(dx({}, families=(Family("M7551", 0.3), Family("M7710", 0.2), Family("M7661", 0.2), Family("M7060", 0.3))),),
+        diagnoses=(dx({}, families=(Family("M7551", 0.3), Family("M7710", 0.2), Family("M7661", 0.2),
+                                    Family("M7060", 0.3))),),
         procedures=(px("3E0U3GC", 0.2),),
     ),
     Episode(
@@ -216,10 +219,12 @@ EPISODES: tuple[Episode, ...] = (
                        "R634": 0.04, "R42": 0.08, "R002": 0.06, "R519": 0.1, "R197": 0.08}),),
     ),
     Episode(
-        key="chest_pain", label="chest pain", rate=(0.005, 0.03, 0.05, 0.06, 0.06), risk_factors=(("coronary_disease", 2.0),),
+        key="chest_pain", label="chest pain", rate=(0.005, 0.03, 0.05, 0.06, 0.06),
+        risk_factors=(("coronary_disease", 2.0),),
         diagnoses=(dx({"R0789": 0.5, "R079": 0.3, "R0782": 0.1, "R072": 0.1}),),
         procedures=(px(ECG, 0.8), px(CHEST_XRAY, 0.3)), inpatient=0.05,
-        stay=Stay(diagnoses=(dx({"R0789": 0.6, "I209": 0.4}),), procedures=(px(ECG, 0.9), px("B246ZZZ", 0.3)), nights=(1, 2)),
+        stay=Stay(diagnoses=(dx({"R0789": 0.6, "I209": 0.4}),), procedures=(px(ECG, 0.9), px("B246ZZZ", 0.3)),
+                  nights=(1, 2)),
     ),
     Episode(
         key="syncope", label="syncope or dizziness", rate=(0.01, 0.02, 0.03, 0.05, 0.08),
@@ -281,15 +286,17 @@ EPISODES: tuple[Episode, ...] = (
     Episode(
         key="transient_ischaemic_attack", label="transient ischaemic attack", rate=(0.0, 0.0002, 0.001, 0.004, 0.008),
         risk_factors=(("hypertension", 2.0), ("atrial_fibrillation", 3.0)), diagnoses=(dx("G459"),),
-        procedures=(px(CT_HEAD, 0.7),), inpatient=0.5, stay=Stay(diagnoses=(dx("G459"),), procedures=(px(CT_HEAD, 0.9),),
-                                                                   nights=(1, 2)),
+        procedures=(px(CT_HEAD, 0.7),), inpatient=0.5,
+        stay=Stay(diagnoses=(dx("G459"),), procedures=(px(CT_HEAD, 0.9),), nights=(1, 2)),
     ),
     Episode(
-        key="venous_thrombosis", label="deep vein thrombosis or pulmonary embolism", rate=(0.0002, 0.001, 0.002, 0.004, 0.006),
+        key="venous_thrombosis", label="deep vein thrombosis or pulmonary embolism",
+        rate=(0.0002, 0.001, 0.002, 0.004, 0.006),
         risk_factors=(("obesity", 1.5), ("breast_cancer", 3.0), ("lung_cancer", 3.0), ("colorectal_cancer", 3.0)),
         diagnoses=(dx({"I82401": 0.2, "I82402": 0.2, "I82409": 0.2, "I2699": 0.4}),),
         procedures=(px("B54DZZZ", 0.7),), inpatient=0.4,
-        stay=Stay(diagnoses=(dx({"I2699": 0.7, "I2609": 0.3}),), procedures=(px(CT_CHEST_ABDOMEN, 0.5),), nights=(2, 5)),
+        stay=Stay(diagnoses=(dx({"I2699": 0.7, "I2609": 0.3}),), procedures=(px(CT_CHEST_ABDOMEN, 0.5),),
+                  nights=(2, 5)),
     ),
     # --- mind
     Episode(

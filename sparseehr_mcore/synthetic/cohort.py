@@ -91,7 +91,8 @@ class CohortSummary:
         rate = self.patients / self.seconds if self.seconds > 0 else float("inf")
         return (
             f"{self.directory}: {self.patients} patients, {self.visits} visits ({self.inpatient_stays} inpatient), "
-            f"{self.events} events, {self.distinct_codes} distinct codes in {self.seconds:.1f} s ({rate:.0f} patients/s)"
+            f"{self.events} events, {self.distinct_codes} distinct codes in {self.seconds:.1f} s "
+            f"({rate:.0f} patients/s)"
         )
 
 
@@ -189,7 +190,8 @@ def generate_cohort(
             open(directory / "events.csv", "w", encoding="utf-8", newline="") as events_file:  # fmt: skip
         patients_file.write(PATIENT_HEADER)
         events_file.write(EVENT_HEADER)
-        bar = tqdm(range(config.patients), desc="patients", unit=" patients", disable=None if progress is None else not progress)
+        disable = None if progress is None else not progress  # tqdm: None = only on a terminal
+        bar = tqdm(range(config.patients), desc="patients", unit=" patients", disable=disable)
         for number in bar:
             patient = simulator.patient(number)
             patient_lines.append(f"{patient.patient_id},{patient.sex},{patient.birth_year},{patient.region}\n")

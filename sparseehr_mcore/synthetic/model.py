@@ -158,7 +158,8 @@ class _Resolver:
         for family in group.families:
             members = [
                 code for code in self.codes_under(family.prefix)
-                if code.endswith(family.suffix) and code not in weights and self.reverse.choose(code).outcome != "unmapped"
+                if code.endswith(family.suffix) and code not in weights
+                and self.reverse.choose(code).outcome != "unmapped"
             ]  # fmt: skip
             if not members:
                 self.problems.append(f"{where}: family {family.prefix}*{family.suffix} has no codes with an ICD-9 map")
@@ -305,7 +306,8 @@ def build_model(
             resolver.problems.append(f"{name} key {key!r} declared twice")
     resolver.condition_index = {condition.key: index for index, condition in enumerate(conditions)}
     resolved_progressions = tuple(_progression(resolver, i, p) for i, p in enumerate(progressions))
-    incoming = {index: tuple(p.index for p in resolved_progressions if index in p.effects) for index in range(len(conditions))}
+    incoming = {index: tuple(p.index for p in resolved_progressions if index in p.effects)
+                for index in range(len(conditions))}  # fmt: skip
     resolved_conditions = tuple(_condition(resolver, i, c, incoming[i]) for i, c in enumerate(conditions))
     resolved_episodes = tuple(_episode(resolver, e, resolved_conditions) for e in episodes)
     episode_index = {episode.key: episode for episode in resolved_episodes}

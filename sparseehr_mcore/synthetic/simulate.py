@@ -57,7 +57,7 @@ class Visit:
 class SimulatedPatient:
     """A patient as drawn: attributes, condition onsets (index -> (day, origin)) and visits in order.
 
-    `age` is the age at enrolment (`birth_year` is the enrolment year minus it)."""
+    `age` is the age at enrolment, in whole years."""
 
     patient_id: str
     sex: str
@@ -146,8 +146,10 @@ class Simulator:
         span = self.window[1] - self.window[0]
         length = min(span, round(rng.uniform(*profile.follow_up_years) * DAYS_PER_YEAR))
         start = self.window[0] + rng.randint(0, span - length)
-        birth_year = dt.date.fromordinal(start).year - age
-        person = _Person(rng, sex, region, dt.date(birth_year, 7, 1).toordinal(), start, start + length)
+        # A birthday anywhere in the year, kept off the edges so the age at enrolment is `age` exactly.
+        birth_day = start - math.ceil((age + rng.uniform(0.01, 0.99)) * DAYS_PER_YEAR)
+        birth_year = dt.date.fromordinal(birth_day).year
+        person = _Person(rng, sex, region, birth_day, start, start + length)
 
         onsets = self._onsets(person)
         stay_requests: list = []
@@ -222,7 +224,8 @@ class Simulator:
         for episode in self.model.episodes:
             sex_region = episode.sex_rr[person.sex] * episode.region_rr.get(person.region, 1.0)
             peak = max(episode.rate) * sex_region * profile.episode_scale
-            peak *= self._risk(episode.risk_factors, onsets, person.end) * (max(episode.season) if episode.season else 1.0)
+            peak *= self._risk(episode.risk_factors, onsets, person.end)  # every risk factor it will have
+            peak *= max(episode.season) if episode.season else 1.0
             if peak <= 0:
                 continue
             inpatient = episode.inpatient
@@ -234,8 +237,8 @@ class Simulator:
                 if day > person.end:
                     break
                 today = int(day)
-                rate = self._rate(person, episode.rate, episode.sex_rr, episode.region_rr, today) * profile.episode_scale
-                rate *= self._risk(episode.risk_factors, onsets, today)
+                rate = self._rate(person, episode.rate, episode.sex_rr, episode.region_rr, today)
+                rate *= profile.episode_scale * self._risk(episode.risk_factors, onsets, today)
                 if episode.season:
                     rate *= episode.season[self._month(today) - 1]
                 if rng.random() >= rate / peak:
@@ -358,10 +361,11 @@ class Simulator:
             else:
                 self._code_condition(person, visit, payload, self._replaced(onsets, day), procedures=True,
                                      diagnosing=kind == "diagnosis")
+        comorbidity = self.profile.comorbidity_coding
         for day, visit in by_day.items():  # other active conditions are coded on part of the visits
             replaced = self._replaced(onsets, day)
             for index in sorted(onsets):
-                if onsets[index][0] <= day and index not in visit.conditions and rng.random() < self.profile.comorbidity_coding:
+                if onsets[index][0] <= day and index not in visit.conditions and rng.random() < comorbidity:
                     self._code_condition(person, visit, index, replaced, procedures=False)
         visits = [visit for visit in by_day.values() if visit.diagnoses or visit.procedures] + stays
         visits.sort(key=lambda visit: visit.start)
