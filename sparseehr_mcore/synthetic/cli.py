@@ -22,7 +22,7 @@ See docs/synthetic.md."""
 # development machine; rerun and update when the model or the writer changes.
 SPEED = """\
 speed: about 1,200 patients/s of CPU time (20,000 claims patients, 1.6 M events, in 16 s of CPU;
-the default 4,000 patients, ~325,000 events, in 3.5-4.5 s of CPU including 0.8 s of start-up),
+the default 4,000 patients, ~320,000 events, in 3.5-4.5 s of CPU including 0.8 s of start-up),
 measured on a 2-vCPU AMD EPYC development VM with Python 3.11 while other jobs shared its cores
 (wall time was up to twice the CPU time). The hospital profile is a little faster.
 
