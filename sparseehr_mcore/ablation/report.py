@@ -19,6 +19,7 @@ PAPER_TABLE_4 = {
     4: ("807M", "470M", 28.68, 1.682, 25.3, 0.120),
     8: ("672M", "415M", 27.88, 1.442, 21.4, 0.128),
 }
+PAPER_NUM_LAYERS = 16
 COLUMNS = ("D", "Total params", "Active/token", "Val PPL", "Time/step", "Peak mem.", "Expert util. std")
 
 
@@ -93,7 +94,7 @@ def markdown_table(result: dict) -> str:
         "- Val PPL: exp of the mean loss per target token over "
         f"{config['eval_iters']} global batches of the valid split, after training.",
         "- Expert util. std: mean over MoE layers of the standard deviation of the per-expert token shares, "
-        f"over the last {config['util_steps'] or max(1, config['steps'] // 2)} training steps.",
+        f"over the last {result['utilisation_steps']} training steps.",
         "- Total and active parameters: `sparseehr_mcore/model/accounting.py` (active counts the embedding, as the paper does).",
         "",
         "| " + " | ".join(header) + " |",
@@ -137,7 +138,8 @@ def plot(result: dict, path: Path) -> None:
     ratios.plot(ds, [row["active_ratio"] for row in rows], "s--", label="active params")
     if all(row["peak_mem_ratio"] is not None for row in rows):
         ratios.plot(ds, [row["peak_mem_ratio"] for row in rows], "^:", label="peak memory")
-    if baseline in PAPER_TABLE_4 and all(d in PAPER_TABLE_4 for d in ds):
+    # The paper's ratios only beside a model of the paper's depth: its D=8 is half the stack.
+    if result["model"]["num_layers"] == PAPER_NUM_LAYERS and baseline in PAPER_TABLE_4 and all(d in PAPER_TABLE_4 for d in ds):
         paper = [PAPER_TABLE_4[d][3] / PAPER_TABLE_4[baseline][3] for d in ds]
         ratios.plot(ds, paper, "x", color="grey", label="paper time/step")
     ratios.axhline(1.0, color="black", linewidth=0.5)

@@ -291,6 +291,7 @@ def summarise(variants: list[Variant], *, config: AblationConfig, base: ModelCon
         "model": base.to_dict(),
         "environment": environment,
         "baseline": config.baseline,
+        "utilisation_steps": config.utilisation_steps,
         "memory_method": variants[0].memory.method if variants[0].memory else None,
         "variants": rows,
     }

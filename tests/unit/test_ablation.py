@@ -139,6 +139,7 @@ def _result(**overrides) -> dict:
         "environment": {"device": "CPU (test)", "torch": "t", "megatron_core": "m", "precision": "fp32",
                         "transformer_impl": "local", "date": "2026-01-01"},  # fmt: skip
         "baseline": 0,
+        "utilisation_steps": 20,
         "memory_method": "cpu: test",
         "variants": [row(0, 1_000_000, 1_000_000, 1.5, 1.0, 3 * 2**30, 0.15), row(4, 900_000, 950_000, 0.0123, 0.8, 2**29, None)],
     }
@@ -154,7 +155,7 @@ def test_table_has_the_paper_columns_and_one_row_per_d():
         assert column in header
     assert table_rows(_result())[0][:7] == ["0", "1.0M", "1.0M", "20.09", "1.500 s", "3.0 GiB", "0.150"]
     assert table_rows(_result())[1][4:9] == ["12.3 ms", "512.0 MiB", "n/a (no MoE layer)", "0.950", "0.800 (0.790-0.820)"]
-    assert "cpu: test" in text and "CPU (test)" in text
+    assert "cpu: test" in text and "CPU (test)" in text and "over the last 20 training steps" in text
 
 
 def test_formats():

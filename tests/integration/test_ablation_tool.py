@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import math
 
+import pytest
+
 from sparseehr_mcore.ablation.cli import main
 from sparseehr_mcore.config import ModelConfig
 from sparseehr_mcore.config.train import DataConfig
@@ -55,3 +57,14 @@ def test_tiny_ablation_writes_table_json_and_plot(tmp_path, synthetic_preprocess
     assert ours[0][-1] == "1.000 |" and "resident tensors" in table and "profiler" in table
     assert (out / "ablation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert table in printed  # the table is also shown on the terminal
+
+
+def test_what_cannot_run_is_refused_before_any_training(tmp_path, synthetic_preprocessed, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["--data", str(synthetic_preprocessed), "--scale", "tiny", "--dense-prefix", "0,8", "--output-dir", str(tmp_path)])
+    assert stopped.value.code == 2
+    assert "exceed the 4 layers" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stopped:
+        main(["--data", str(tmp_path / "absent"), "--scale", "tiny", "--output-dir", str(tmp_path)])
+    assert stopped.value.code == 2 and "does not exist" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())  # nothing written
