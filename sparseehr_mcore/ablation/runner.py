@@ -249,7 +249,8 @@ def run_ablation(config: AblationConfig, *, log: Callable[[str], None] = print) 
         log(f"D={variant.dense_prefix_layers}: validation loss {variant.valid_loss:.4f}")
     env = environment(device, precision=precision, transformer_impl=resolve_transformer_impl(base.transformer_impl))
     if device.type == "cuda":
-        env["process_max_memory_allocated_bytes"] = str(torch.cuda.max_memory_allocated(device))
+        # Since the last memory step's reset: the timed rounds with every variant resident at once.
+        env["cuda_peak_bytes_all_variants_timed_rounds"] = str(torch.cuda.max_memory_allocated(device))
     result = summarise(variants, config=config, base=base, environment=env)
     if dist.is_initialized():
         dist.barrier()
