@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,12 +24,15 @@ def main(argv: list[str] | None = None) -> int:
     except EvaluationInputError as err:
         parser.exit(2, f"evaluate_next_visit.py: error: {err}\n")
     cohort = report["cohort"]
-    print(f"{cohort['visits_scored']} visits of {cohort['patients_with_scored_visits']} patients; "
-          f"{100 * cohort['unknown_share']:.1f}% of the target codes outside the vocabulary")
-    print("Recall@10 / @20 (ICD-10 categories):")
-    for method, r10, r20 in summary_rows(report):
-        print(f"  {method:<22} {r10 if r10 is None else f'{r10:.3f}'} / {r20 if r20 is None else f'{r20:.3f}'}")
-    print(f"report: {Path(args.output) / 'report.md'}")
+    print(f"\nZero-shot next-visit diagnosis prediction: {cohort['visits_scored']} visits of "
+          f"{cohort['patients_with_scored_visits']} patients; {100 * cohort['unknown_share']:.1f}% of the target "
+          "codes outside the vocabulary (counted as misses in report.md's 'unknown counted' columns)")
+    categories, tokens = summary_rows(report, "category"), summary_rows(report, "token")
+    print(f"{'method':<22} | {'R@10 (ICD-10 category)':>22} | {'R@20':>6} | {'R@10 (token)':>12} | {'R@20':>6}")
+    for (method, c10, c20), (_, t10, t20) in zip(categories, tokens):
+        cells = [f"{v:.3f}" if v is not None else "-" for v in (c10, c20, t10, t20)]
+        print(f"{method:<22} | {cells[0]:>22} | {cells[1]:>6} | {cells[2]:>12} | {cells[3]:>6}")
+    print(f"written: {args.output}/report.md, report.json, *.png")
     return 0
 
 
