@@ -26,6 +26,7 @@ from sparseehr_mcore.checkpointing.layout import (
     iteration_dir,
     latest_iteration,
     mark_latest,
+    prune_checkpoints,
     read_metadata,
     resolve_checkpoint,
     write_metadata,
@@ -96,7 +97,8 @@ def save_training_checkpoint(
     """Save a complete checkpoint of iteration `state.iteration` under `root` (a collective).
 
     The metadata file is written last, then `latest_iteration.txt`: an interrupted save never looks
-    complete. Checkpoints beyond the `keep_last` newest are deleted afterwards (0 keeps all).
+    complete. Complete checkpoints beyond the `keep_last` newest are deleted afterwards (0 keeps all;
+    see `prune_checkpoints`).
     """
     directory = iteration_dir(root, state.iteration)
     if _rank() == 0 and directory.exists():  # a leftover of an interrupted save of the same step
@@ -130,17 +132,9 @@ def save_training_checkpoint(
             ),
         )
         mark_latest(root, state.iteration)
-        _delete_old_checkpoints(Path(root), keep_last)
+        prune_checkpoints(root, keep_last=keep_last, keep=state.iteration)
     dist.barrier()
     return directory
-
-
-def _delete_old_checkpoints(root: Path, keep_last: int) -> None:
-    if keep_last <= 0:
-        return
-    complete = sorted(p for p in root.glob("iter_*") if p.is_dir())
-    for old in complete[:-keep_last]:
-        shutil.rmtree(old)
 
 
 def find_checkpoint(load_dir: str | Path | None, save_dir: str | Path | None) -> Path | None:
