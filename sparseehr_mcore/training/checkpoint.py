@@ -159,6 +159,9 @@ def load_training_checkpoint(
 ) -> TrainingState:
     """Restore a checkpoint into the freshly built `model` (and optimizer, scheduler, RNG).
 
+    A weights-only load (`load_optimizer=False`, or a checkpoint of kind "weights") also refreshes
+    the mixed-precision optimizer's fp32 main parameters from the loaded weights.
+
     Raises:
         ConfigError: the checkpoint holds another model shape, or cannot be resharded to this layout.
     """
@@ -197,6 +200,12 @@ def load_training_checkpoint(
             f"checkpoint {directory} does not match the model: missing {missing}, unexpected {result.unexpected_keys}"
         )
     if not restore_rest:
+        # Under bf16 the optimizer already holds fp32 main copies of the weights it was built with
+        # (the random init) and writes them back into the model after every step: take them from
+        # the loaded weights, or the first step would undo this load (as Megatron-LM does for
+        # --no-load-optim / --finetune). The main copies are the loaded bf16 values made fp32; with
+        # fp32 weights there are no copies and this does nothing.
+        optimizer.reload_model_params()
         log(f"loaded the weights of {directory} (iteration {metadata.iteration}); training starts at step 0")
         return TrainingState()
     optimizer.load_state_dict(loaded["optimizer"])

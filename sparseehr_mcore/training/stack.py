@@ -97,8 +97,16 @@ def _loss_func(loss_mask: torch.Tensor, per_token_loss: torch.Tensor):
     return loss_sum, num_tokens, {"lm loss": torch.stack([loss_sum.detach().clone(), mask.sum()])}
 
 
+def _on_device(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The data loader yields host tensors; the model's device is the current CUDA device, if any."""
+    if not have_cuda():
+        return batch
+    device = torch.cuda.current_device()
+    return {name: tensor.to(device, non_blocking=True) for name, tensor in batch.items()}
+
+
 def _forward_step(data_iterator, model):
-    batch = next(data_iterator)
+    batch = _on_device(next(data_iterator))
     output = model(batch["tokens"], batch["position_ids"], None, labels=batch["labels"])
     return output, lambda per_token_loss: _loss_func(batch["loss_mask"], per_token_loss)
 
