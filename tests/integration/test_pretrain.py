@@ -170,6 +170,14 @@ def test_bad_configs_fail_before_compute(tmp_path, synthetic_preprocessed, args,
     assert not (tmp_path / "run" / "metrics.jsonl").exists()  # nothing trained
 
 
+def test_an_error_under_torchrun_is_printed_once(tmp_path, synthetic_preprocessed):
+    config = write_run_config(tmp_path / "run.yaml", synthetic_preprocessed, tmp_path / "run", train={"train_iters": 3, "eval_interval": 0})
+    done = run(config, "--model.vocab_size", "99", nproc=2)
+    assert done.returncode != 0
+    assert done.stderr.count("error: the tokenizer has") == 1, done.stderr[-3000:]  # by rank 0, not once per rank
+    assert "[rank0]: Traceback" not in done.stderr and "[rank1]: Traceback" not in done.stderr
+
+
 def test_checkpoint_continues_under_another_layout(tmp_path, synthetic_preprocessed):
     first = write_run_config(tmp_path / "first.yaml", synthetic_preprocessed, tmp_path / "first", train={"train_iters": 4, "eval_interval": 0})
     assert run(first).returncode == 0
