@@ -77,7 +77,7 @@ def _scalar(value: Any, text: str, kind: type) -> Any:
     raise ValueError(text)
 
 
-def parse_value(text: str, annotation: Any, where: str) -> Any:
+def parse_value(text: str, annotation: Any, *, where: str) -> Any:
     """Turn a command-line string into a value of the field's declared type.
 
     Raises:

@@ -102,7 +102,7 @@ def resolve_run_config(
             sections["model"]["vocab_size"] = text
             continue
         cls = SECTIONS[section]
-        sections[section][name] = parse_value(text, field_type(cls, name), f"--{key}")
+        sections[section][name] = parse_value(text, field_type(cls, name), where=f"--{key}")
     model_values = sections.pop("model")
     built = {name: config_from_dict(cls, sections[name], where=f"{where} ({name})") for name, cls in SECTIONS.items() if name != "model"}
     if model_values.get("vocab_size") == VOCAB_FROM_TOKENIZER:

@@ -116,7 +116,7 @@ def _sources(data: DataConfig) -> tuple[list[_Source], list[_Source]]:
     return train, valid
 
 
-def _tokenizer_problems(sources: list[_Source], facts: TokenizerFacts, tokenizer_dir: Path) -> list[str]:
+def _tokenizer_problems(sources: list[_Source], *, facts: TokenizerFacts, tokenizer_dir: Path) -> list[str]:
     """Every source written with another vocabulary than the run's tokenizer."""
     problems, fingerprints = [], {}
     for source in sources:
@@ -160,7 +160,7 @@ def resolve_data_sources(data: DataConfig) -> DataSources:
         except ConfigError as err:
             problems.append(str(err))
     if not problems:  # the tokenizer checks read the datasets
-        problems += _tokenizer_problems(train + valid, facts, tokenizer_dir)
+        problems += _tokenizer_problems(train + valid, facts=facts, tokenizer_dir=tokenizer_dir)
     if problems:
         raise ConfigError("the training data is unusable:\n  - " + "\n  - ".join(problems))
 

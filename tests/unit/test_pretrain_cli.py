@@ -81,7 +81,7 @@ def test_every_metavar_is_true_to_its_fields_type():
             texts = sample_texts(actions[key].metavar)
             assert texts, f"--{key}: metavar {actions[key].metavar!r} names no type"
             for text in texts:
-                value = parse_value(text, annotation, f"--{key}")
+                value = parse_value(text, annotation, where=f"--{key}")
                 assert conforms(value, annotation), f"--{key} {text}: {value!r} is not a {annotation}"
                 checked += 1
     assert checked > 60
