@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
 from sparseehr_mcore.config.run import RunConfig
 from sparseehr_mcore.training.checkpoint import (
     TrainingState,
@@ -54,14 +56,18 @@ def pretrain(run: RunConfig, *, log_fn: Callable[[str], None] = print) -> TrainR
     state = _restore(parts)
     train_set, valid_set = build_datasets(parts)
     reporter = StepReporter(parts)
-    batches = micro_batches(
-        train_set,
-        start_sample=state.consumed_train_samples,
-        micro_batch_size=run.train.micro_batch_size,
-        data_parallel_rank=parts.place.dp_rank,
-        data_parallel_size=parts.place.dp_size,
-        num_workers=run.data.num_workers,
-    )
+    # Starting a DataLoader draws its workers' base seed from torch's global generator. A resumed run
+    # starts it after restoring the RNG state of the checkpoint, so the draw must not come out of
+    # the stream that dropout uses next.
+    with torch.random.fork_rng(devices=[]):
+        batches = micro_batches(
+            train_set,
+            start_sample=state.consumed_train_samples,
+            micro_batch_size=run.train.micro_batch_size,
+            data_parallel_rank=parts.place.dp_rank,
+            data_parallel_size=parts.place.dp_size,
+            num_workers=run.data.num_workers,
+        )
     result = TrainResult(final_iteration=state.iteration)
     while state.iteration < run.train.train_iters:
         step = _train_step(parts, batches=batches, state=state)

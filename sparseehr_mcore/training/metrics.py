@@ -106,8 +106,11 @@ def measure_matmul_peak(*, device: torch.device, dtype: torch.dtype, seconds: fl
     """Achieved FLOP/s of a large square matmul on this device: the ceiling FLOP utilisation is
     measured against (datasheet peaks overstate what a CPU or a throttled GPU reaches)."""
     size = 1024 if device.type == "cpu" else 8192
-    a = torch.randn(size, size, device=device, dtype=dtype)
-    b = torch.randn(size, size, device=device, dtype=dtype)
+    # Its own generator: the run's random stream (dropout) must not depend on this measurement, or
+    # a resumed run, which measures after restoring its RNG state, would draw differently.
+    generator = torch.Generator(device=device).manual_seed(0)
+    a = torch.randn(size, size, device=device, dtype=dtype, generator=generator)
+    b = torch.randn(size, size, device=device, dtype=dtype, generator=generator)
     torch.matmul(a, b)  # warm-up: thread pools, cuBLAS handles
     runs, start = 0, time.perf_counter()
     while True:

@@ -102,11 +102,13 @@ def test_tensor_and_pipeline_parallel_train_together(tmp_path, synthetic_preproc
 
 
 def test_killed_run_resumes_to_the_same_loss_and_weights(tmp_path, synthetic_preprocessed, single_process_world):
-    whole = write_run_config(tmp_path / "whole.yaml", synthetic_preprocessed, tmp_path / "whole")
+    # With dropout, so the random stream after the restored RNG state must be the uninterrupted one's.
+    dropout = {"hidden_dropout": 0.1}
+    whole = write_run_config(tmp_path / "whole.yaml", synthetic_preprocessed, tmp_path / "whole", model=dropout)
     done = run(whole)
     assert done.returncode == 0, done.stderr[-3000:]
 
-    killed = write_run_config(tmp_path / "killed.yaml", synthetic_preprocessed, tmp_path / "killed")
+    killed = write_run_config(tmp_path / "killed.yaml", synthetic_preprocessed, tmp_path / "killed", model=dropout)
     process = launch(killed)
     latest = tmp_path / "killed" / "latest_iteration.txt"
     deadline = time.monotonic() + 300
