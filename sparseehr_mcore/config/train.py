@@ -169,9 +169,11 @@ class CheckpointConfig:
     HELP = {
         "save_dir": "checkpoint directory of this run (also holds the resolved config and tensorboard logs)",
         "save_interval": "save every N steps (0: only at the end); the end of training always saves",
-        "keep_last": "how many most recent checkpoints to keep (0 keeps all)",
+        "keep_last": "how many most recent complete checkpoints to keep (0 keeps all); interrupted saves are "
+        "neither counted nor deleted",
         "load_dir": "resume from this checkpoint root or iter_* directory (default: save_dir when it holds one)",
-        "load_optimizer": "restore optimizer, scheduler, RNG and data position (false: weights only, step 0)",
+        "load_optimizer": "restore optimizer, scheduler, RNG and data position (false: weights only, step 0; "
+        "under bf16 the optimizer's fp32 main weights are taken from them)",
     }
 
     def __post_init__(self) -> None:
