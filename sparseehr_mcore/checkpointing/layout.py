@@ -17,6 +17,8 @@ checkpoint.
 from __future__ import annotations
 
 import os
+import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,8 +33,44 @@ LATEST_FILE = "latest_iteration.txt"
 TOKENIZER_DIR = "tokenizer"
 
 
+_ITERATION_DIR = re.compile(r"iter_(\d+)")
+
+
 def iteration_dir(root: str | Path, iteration: int) -> Path:
     return Path(root) / f"iter_{iteration:07d}"
+
+
+def complete_checkpoints(root: str | Path) -> dict[int, Path]:
+    """The complete `iter_*` checkpoints under ROOT (metadata file present), by iteration, oldest first.
+
+    An `iter_*` directory without the metadata file is an interrupted save: it is no checkpoint.
+    """
+    found = {}
+    for path in Path(root).glob("iter_*"):
+        match = _ITERATION_DIR.fullmatch(path.name)
+        if match and path.is_dir() and (path / METADATA_FILE).is_file():
+            found[int(match.group(1))] = path
+    return dict(sorted(found.items()))
+
+
+def prune_checkpoints(root: str | Path, *, keep_last: int, keep: int | None = None) -> list[Path]:
+    """Delete complete checkpoints under ROOT beyond the `keep_last` newest (0 keeps all).
+
+    Only complete checkpoints count and only they are deleted: an interrupted save neither takes a
+    place among the `keep_last` (which would cost a good checkpoint) nor is removed (a later save of
+    the same iteration replaces it). The checkpoint of iteration `keep` (the one just saved, which
+    `latest_iteration.txt` names) is kept even when newer ones exist.
+
+    Returns:
+        The deleted directories.
+    """
+    if keep_last <= 0:
+        return []
+    complete = complete_checkpoints(root)
+    doomed = [path for iteration, path in list(complete.items())[:-keep_last] if iteration != keep]
+    for path in doomed:
+        shutil.rmtree(path)
+    return doomed
 
 
 @dataclass(kw_only=True)

@@ -33,7 +33,8 @@ class Shim:
     failure_without: str  # a substring of the error Megatron-Core raises without this shim
     # The smallest scenario that hits the failure: "model_step" (build, forward, backward through
     # the pipeline schedule), "expert_parallel" (the same with EP=2), "training_step" (with the
-    # Megatron optimizer: clipping, DDP).
+    # Megatron optimizer: clipping, DDP), "bf16_training_step" (the same in bf16, with the
+    # mixed-precision optimizer's fp32 main parameters).
     scenario: str
 
 
@@ -232,6 +233,49 @@ def _patch_clip_grads() -> None:
     optimizer_module.clip_grad_by_total_norm_fp32 = clip_grad_by_total_norm_fp32
 
 
+# The CUDA tensor type names Megatron-Core's mixed-precision optimizer sorts parameters by.
+_CUDA_TYPE_NAMES = {
+    torch.float16: "torch.cuda.HalfTensor",
+    torch.bfloat16: "torch.cuda.BFloat16Tensor",
+    torch.float32: "torch.cuda.FloatTensor",
+}
+
+
+@contextlib.contextmanager
+def _cpu_tensors_named_as_cuda():
+    """While open, `tensor.type()` of a CPU fp16/bf16/fp32 tensor gives its CUDA type name."""
+    original = torch.Tensor.type
+
+    def type_named_as_cuda(self, *args, **kwargs):
+        if not args and not kwargs and self.device.type == "cpu" and self.dtype in _CUDA_TYPE_NAMES:
+            return _CUDA_TYPE_NAMES[self.dtype]
+        return original(self, *args, **kwargs)
+
+    torch.Tensor.type = type_named_as_cuda
+    try:
+        yield
+    finally:
+        torch.Tensor.type = original
+
+
+def _patch_float16_optimizer_params() -> None:
+    """`Float16OptimizerWithFloat16Params` (bf16/fp16 weights with fp32 main copies) sorts the
+    parameters it wraps by `param.type()` against the CUDA names only and raises TypeError for CPU
+    tensors. Its constructor runs with CPU tensors named as their CUDA counterparts; everything
+    else it does (fp32 main copies, copies back after each step) is device-independent."""
+    import megatron.core.optimizer.optimizer as optimizer_module
+
+    cls = optimizer_module.Float16OptimizerWithFloat16Params
+    original_init = cls.__init__
+
+    @functools.wraps(original_init)
+    def init_with_cpu_params(self, *args, **kwargs):
+        with _cpu_tensors_named_as_cuda():
+            original_init(self, *args, **kwargs)
+
+    cls.__init__ = init_with_cpu_params
+
+
 CPU_SHIMS: tuple[Shim, ...] = (
     Shim("rng_tracker", _patch_rng_tracker, "Torch not compiled with CUDA enabled", "model_step"),
     Shim("current_device", _patch_current_device, "Torch not compiled with CUDA enabled", "model_step"),
@@ -239,4 +283,5 @@ CPU_SHIMS: tuple[Shim, ...] = (
     Shim("split_sizes_to_host", _patch_split_sizes_to_host, "all_to_all_single", "expert_parallel"),
     Shim("clip_grads", _patch_clip_grads, "torch.cuda.FloatTensor", "training_step"),
     Shim("cuda_device_is_cpu", _patch_cuda_device_is_cpu, "Torch not compiled with CUDA enabled", "model_step"),
+    Shim("float16_optimizer_params", _patch_float16_optimizer_params, "Wrapped parameters must be one of", "bf16_training_step"),
 )

@@ -74,7 +74,7 @@ class ModelConfig:
     transformer_impl: str = "auto"
 
     HELP = {
-        "name": "a label for this architecture (presets set it)",
+        "name": "a label for this architecture (a preset sets its own name)",
         "num_layers": "transformer layers",
         "hidden_size": "model width",
         "dense_prefix_layers": "D: how many leading layers are dense; the rest are MoE",

@@ -13,23 +13,21 @@ logging: {log_interval: 10}
 
 Every field of every section is also a command-line flag, `--SECTION.FIELD VALUE`
 (`--train.train_iters 20`, `--parallel.tensor_model_parallel_size 2`), generated from the
-dataclasses so that `--help` lists them all with their help text and they cannot drift apart.
+dataclasses so that `--help` lists them all with their help text and they cannot drift apart; each
+flag's metavar says what it accepts (`config.flags`).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
-
 from sparseehr_mcore.config.base import ConfigError, config_from_dict, dump_yaml, load_yaml
-from sparseehr_mcore.config.model import ModelConfig
+from sparseehr_mcore.config.flags import add_config_flags, field_type, parse_value
+from sparseehr_mcore.config.model import PRESETS, ModelConfig
 from sparseehr_mcore.config.parallel import ParallelConfig
 from sparseehr_mcore.config.train import CheckpointConfig, DataConfig, LoggingConfig, TrainConfig
 
@@ -62,63 +60,17 @@ class RunConfig:
         dump_yaml(self.to_dict(), path)
 
 
-def _field_type(cls: type, name: str) -> Any:
-    return typing.get_type_hints(cls)[name]
-
-
-def _parse_value(text: str, annotation: Any, where: str) -> Any:
-    """Turn a command-line string into a value of the field's declared type."""
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
-        value = text
-    origin = typing.get_origin(annotation)
-    allowed = typing.get_args(annotation) if origin in (typing.Union, types.UnionType) else (annotation,)
-    if value is None and type(None) in allowed:
-        return None
-    for kind in allowed:
-        base = typing.get_origin(kind) or kind
-        if base is list and isinstance(value, list):
-            return value
-        if base is list and isinstance(value, (str, int, float)):
-            return [value]
-        if base is bool and isinstance(value, bool):
-            return value
-        if base is int and isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if base is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if base is str:
-            return text if not isinstance(value, str) else value
-    raise ConfigError(f"{where}: cannot read {text!r} as {annotation}")
-
-
-def _type_name(annotation: Any) -> str:
-    """A short metavar for a field type: INT, FLOAT, BOOL, STR, LIST (optional ones as well)."""
-    kinds = typing.get_args(annotation) if typing.get_origin(annotation) in (typing.Union, types.UnionType) else (annotation,)
-    kind = next(k for k in kinds if k is not type(None))
-    return (typing.get_origin(kind) or kind).__name__.upper()
-
-
 def build_override_parser(parser: argparse.ArgumentParser) -> None:
-    """Add `--SECTION.FIELD` for every config field, with its help text and type."""
-    for section, cls in SECTIONS.items():
-        group = parser.add_argument_group(f"{section} ({cls.__name__})")
-        for spec in dataclasses.fields(cls):
-            if not spec.init:
-                continue
-            help_text = getattr(cls, "HELP", {}).get(spec.name, "")
-            if section == "model" and spec.name == "name":
-                help_text = "a label for this architecture"
-            group.add_argument(
-                f"--{section}.{spec.name}",
-                dest=f"{section}.{spec.name}",
-                metavar=_type_name(_field_type(cls, spec.name)),
-                default=argparse.SUPPRESS,
-                help=help_text,
-            )
-        if section == "model":
-            group.add_argument("--model.preset", dest="model.preset", default=argparse.SUPPRESS, help="start from this model preset (paper, small, tiny)")
+    """Add `--SECTION.FIELD` for every config field (`config.flags`), and `--model.preset`."""
+    add_config_flags(parser, SECTIONS)
+    model_group = next(g for g in parser._action_groups if g.title == f"model ({ModelConfig.__name__})")
+    model_group.add_argument(
+        "--model.preset",
+        dest="model.preset",
+        metavar="{" + ",".join(PRESETS) + "}",
+        default=argparse.SUPPRESS,
+        help="start from this model preset; the other --model.* flags override its fields",
+    )
 
 
 def resolve_run_config(
@@ -150,7 +102,7 @@ def resolve_run_config(
             sections["model"]["vocab_size"] = text
             continue
         cls = SECTIONS[section]
-        sections[section][name] = _parse_value(text, _field_type(cls, name), f"--{key}")
+        sections[section][name] = parse_value(text, field_type(cls, name), where=f"--{key}")
     model_values = sections.pop("model")
     built = {name: config_from_dict(cls, sections[name], where=f"{where} ({name})") for name, cls in SECTIONS.items() if name != "model"}
     if model_values.get("vocab_size") == VOCAB_FROM_TOKENIZER:

@@ -18,33 +18,66 @@ def _check(problems: list[str], owner: str) -> None:
 
 @dataclass(kw_only=True)
 class DataConfig:
-    """Where the token sequences come from: indexed datasets written by tools/preprocess_ehr.py."""
+    """Where the token sequences come from: indexed datasets written by tools/preprocess_ehr.py.
+
+    The sources of a split's blend are the preprocessed directories' datasets of that split, then the
+    explicit prefixes of that split. One rule weighs them: a weight is a source's relative share of
+    the split's samples (weights need not sum to 1), and either no source has one or every source
+    does. Without weights each source weighs its number of patients (every patient about once per
+    epoch, whichever source holds it). With weights, `weights` has one per preprocessed directory
+    (for its training and its validation dataset alike), `train_prefix_weights` one per training
+    prefix and `valid_prefix_weights` one per validation prefix.
+    """
 
     preprocessed_dirs: list[str] = field(default_factory=list)
     weights: list[float] | None = None
     train_prefixes: list[str] = field(default_factory=list)
+    train_prefix_weights: list[float] | None = None
     valid_prefixes: list[str] = field(default_factory=list)
+    valid_prefix_weights: list[float] | None = None
     tokenizer_dir: str | None = None
     num_workers: int = 1
 
     HELP = {
         "preprocessed_dirs": "output directories of tools/preprocess_ehr.py; their manifests give the "
         "train/valid split datasets and the tokenizer",
-        "weights": "blend weights, one per preprocessed dir (default: by size)",
-        "train_prefixes": "extra training dataset prefixes (path without .bin/.idx), blended by size",
-        "valid_prefixes": "extra validation dataset prefixes",
-        "tokenizer_dir": "saved tokenizer (default: the first preprocessed dir's)",
+        "weights": "blend weight per preprocessed dir, for its train and valid datasets (default: every "
+        "source weighs its patient count; given, every source needs a weight)",
+        "train_prefixes": "extra training dataset prefixes (path without .bin/.idx)",
+        "train_prefix_weights": "blend weight per train prefix, in the units of weights (needed when "
+        "any weights are given)",
+        "valid_prefixes": "extra validation dataset prefixes (path without .bin/.idx)",
+        "valid_prefix_weights": "blend weight per valid prefix, in the units of weights (needed when "
+        "any weights are given)",
+        "tokenizer_dir": "saved tokenizer (default: the first preprocessed dir's); every dataset is "
+        "checked against it",
         "num_workers": "DataLoader worker processes per rank",
     }
 
+    @property
+    def weighted(self) -> bool:
+        """True when the blends follow given weights, False when every source weighs its size."""
+        return any(w is not None for w in (self.weights, self.train_prefix_weights, self.valid_prefix_weights))
+
     def __post_init__(self) -> None:
         problems = []
-        if self.weights is not None and len(self.weights) != len(self.preprocessed_dirs):
-            problems.append(
-                f"weights has {len(self.weights)} entries for {len(self.preprocessed_dirs)} preprocessed_dirs"
-            )
-        if self.weights is not None and any(w <= 0 for w in self.weights):
-            problems.append("blend weights must be positive")
+        for weights_name, sources_name in (
+            ("weights", "preprocessed_dirs"),
+            ("train_prefix_weights", "train_prefixes"),
+            ("valid_prefix_weights", "valid_prefixes"),
+        ):
+            weights, sources = getattr(self, weights_name), getattr(self, sources_name)
+            if weights is None:
+                if self.weighted and sources:
+                    problems.append(
+                        f"{weights_name} is missing: with blend weights every source needs one "
+                        f"({len(sources)} for {sources_name}), or give no weights at all to blend by size"
+                    )
+                continue
+            if len(weights) != len(sources):
+                problems.append(f"{weights_name} has {len(weights)} entries for {len(sources)} {sources_name}")
+            if not all(isinstance(w, (int, float)) and not isinstance(w, bool) and w > 0 for w in weights):
+                problems.append(f"{weights_name}: blend weights must be positive numbers, got {weights}")
         if self.num_workers < 0:
             problems.append("num_workers must be >= 0")
         _check(problems, "DataConfig")
@@ -136,9 +169,11 @@ class CheckpointConfig:
     HELP = {
         "save_dir": "checkpoint directory of this run (also holds the resolved config and tensorboard logs)",
         "save_interval": "save every N steps (0: only at the end); the end of training always saves",
-        "keep_last": "how many most recent checkpoints to keep (0 keeps all)",
+        "keep_last": "how many most recent complete checkpoints to keep (0 keeps all); interrupted saves are "
+        "neither counted nor deleted",
         "load_dir": "resume from this checkpoint root or iter_* directory (default: save_dir when it holds one)",
-        "load_optimizer": "restore optimizer, scheduler, RNG and data position (false: weights only, step 0)",
+        "load_optimizer": "restore optimizer, scheduler, RNG and data position (false: weights only, step 0; "
+        "under bf16 the optimizer's fp32 main weights are taken from them)",
     }
 
     def __post_init__(self) -> None:

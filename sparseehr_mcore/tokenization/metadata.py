@@ -1,8 +1,15 @@
-"""Save and reopen a tokenizer directory: plugin files plus Megatron-Core's `tokenizer_metadata.json`.
+"""Save and reopen a tokenizer directory: plugin files plus `tokenizer_metadata.json`.
 
-The metadata has Megatron-Core's keys (`library`, `class_name`, `class_path`, `model_type`,
-`chat_template`) so Megatron tooling can read which class to build; `plugin` and `plugin_version`
-name the registry entry our loader uses.
+The metadata file has Megatron-Core's name and keys (`library`, `class_name`, `class_path`,
+`model_type`, `chat_template`), which say what class the directory holds; `plugin` and
+`plugin_version` name the registry entry, and `loader` the function that reopens the directory
+(`load_tokenizer` below, as "module:function").
+
+Megatron-Core's own `MegatronTokenizer.from_pretrained` cannot reopen it, and the file does not
+pretend otherwise: that loader builds text tokenizers of a fixed list of libraries (sentencepiece,
+huggingface, megatron, tiktoken, byte-level, null), and in 0.16.1 its custom-class route calls
+`getattr` on the class path *string*, so no JSON file can name a class for it to build.
+`tests/unit/test_tokenizer_metadata.py` checks both facts.
 """
 
 from __future__ import annotations
@@ -13,11 +20,12 @@ from pathlib import Path
 from sparseehr_mcore.tokenization.registry import resolve
 
 METADATA_FILE = "tokenizer_metadata.json"
-LIBRARY = "sparseehr-mcore"
+LIBRARY = "sparseehr-mcore"  # not one of Megatron-Core's tokenizer libraries (see above)
+LOADER = "sparseehr_mcore.tokenization.metadata:load_tokenizer"
 
 
 def save_tokenizer(tokenizer, directory: Path) -> None:
-    """Write the plugin's files and the Megatron-style metadata (written last) to `directory`."""
+    """Write the plugin's files and the metadata (written last) to `directory`."""
     directory = Path(directory)
     tokenizer.save(directory)
     metadata = {
@@ -26,6 +34,7 @@ def save_tokenizer(tokenizer, directory: Path) -> None:
         "class_path": type(tokenizer).__module__,
         "model_type": None,
         "chat_template": None,
+        "loader": LOADER,
         "plugin": tokenizer.name,
         "plugin_version": tokenizer.version,
     }

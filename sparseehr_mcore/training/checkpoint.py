@@ -26,6 +26,7 @@ from sparseehr_mcore.checkpointing.layout import (
     iteration_dir,
     latest_iteration,
     mark_latest,
+    prune_checkpoints,
     read_metadata,
     resolve_checkpoint,
     write_metadata,
@@ -96,7 +97,8 @@ def save_training_checkpoint(
     """Save a complete checkpoint of iteration `state.iteration` under `root` (a collective).
 
     The metadata file is written last, then `latest_iteration.txt`: an interrupted save never looks
-    complete. Checkpoints beyond the `keep_last` newest are deleted afterwards (0 keeps all).
+    complete. Complete checkpoints beyond the `keep_last` newest are deleted afterwards (0 keeps all;
+    see `prune_checkpoints`).
     """
     directory = iteration_dir(root, state.iteration)
     if _rank() == 0 and directory.exists():  # a leftover of an interrupted save of the same step
@@ -130,17 +132,9 @@ def save_training_checkpoint(
             ),
         )
         mark_latest(root, state.iteration)
-        _delete_old_checkpoints(Path(root), keep_last)
+        prune_checkpoints(root, keep_last=keep_last, keep=state.iteration)
     dist.barrier()
     return directory
-
-
-def _delete_old_checkpoints(root: Path, keep_last: int) -> None:
-    if keep_last <= 0:
-        return
-    complete = sorted(p for p in root.glob("iter_*") if p.is_dir())
-    for old in complete[:-keep_last]:
-        shutil.rmtree(old)
 
 
 def find_checkpoint(load_dir: str | Path | None, save_dir: str | Path | None) -> Path | None:
@@ -164,6 +158,9 @@ def load_training_checkpoint(
     log=print,
 ) -> TrainingState:
     """Restore a checkpoint into the freshly built `model` (and optimizer, scheduler, RNG).
+
+    A weights-only load (`load_optimizer=False`, or a checkpoint of kind "weights") also refreshes
+    the mixed-precision optimizer's fp32 main parameters from the loaded weights.
 
     Raises:
         ConfigError: the checkpoint holds another model shape, or cannot be resharded to this layout.
@@ -203,6 +200,12 @@ def load_training_checkpoint(
             f"checkpoint {directory} does not match the model: missing {missing}, unexpected {result.unexpected_keys}"
         )
     if not restore_rest:
+        # Under bf16 the optimizer already holds fp32 main copies of the weights it was built with
+        # (the random init) and writes them back into the model after every step: take them from
+        # the loaded weights, or the first step would undo this load (as Megatron-LM does for
+        # --no-load-optim / --finetune). The main copies are the loaded bf16 values made fp32; with
+        # fp32 weights there are no copies and this does nothing.
+        optimizer.reload_model_params()
         log(f"loaded the weights of {directory} (iteration {metadata.iteration}); training starts at step 0")
         return TrainingState()
     optimizer.load_state_dict(loaded["optimizer"])

@@ -23,6 +23,7 @@ from megatron.core.datasets.indexed_dataset import IndexedDataset
 from megatron.core.datasets.megatron_dataset import MegatronDataset
 from megatron.core.datasets.utils import Split
 
+from sparseehr_mcore.config import ConfigError
 from sparseehr_mcore.tokenization.sequences import truncate_left
 
 
@@ -150,7 +151,24 @@ def build_patient_datasets(
     num_valid_samples: int,
     seed: int,
 ) -> tuple[MegatronDataset, MegatronDataset | None]:
-    """The (blended) train and validation datasets, each sized to the samples the run will draw."""
+    """The (blended) train and validation datasets, each sized to the samples the run will draw.
+
+    Args:
+        train: (dataset prefixes, weights). Give one weight per prefix (`resolve_data_sources`
+            does): Megatron-Core then samples each dataset in as many epochs as its share of
+            `num_train_samples` needs. Without weights it concatenates one epoch of each dataset,
+            which can be shorter than the run.
+        valid: the same for validation, or None.
+        sequence_length: tokens per sample.
+        special: pad, EOD and bundle-begin ids.
+        num_train_samples: samples the run draws (`train_iters x global_batch_size`).
+        num_valid_samples: samples one validation draws (0: no validation dataset).
+        seed: the data order's seed.
+
+    Raises:
+        ConfigError: a dataset would run out before the run ends (before any compute, rather than a
+            bare StopIteration mid-way).
+    """
     if not num_valid_samples:
         valid = None
     config = PatientDatasetConfig(
@@ -166,7 +184,14 @@ def build_patient_datasets(
     )
     sizes = [num_train_samples, num_valid_samples if valid else 0, 0]
     datasets = BlendedMegatronDatasetBuilder(PatientDataset, sizes, lambda: True, config).build()
-    return datasets[Split.train.value], datasets[Split.valid.value]
+    train_set, valid_set = datasets[Split.train.value], datasets[Split.valid.value]
+    for name, dataset, wanted in (("training", train_set, num_train_samples), ("validation", valid_set, sizes[1])):
+        if wanted and len(dataset) < wanted:
+            raise ConfigError(
+                f"the {name} blend holds {len(dataset)} samples but the run draws {wanted}: give every "
+                "dataset of a blend a weight (resolve_data_sources does) so each is sampled over enough epochs"
+            )
+    return train_set, valid_set
 
 
 def micro_batches(

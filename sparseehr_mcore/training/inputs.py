@@ -1,15 +1,23 @@
 """Which datasets and which tokenizer a run trains on, resolved from DataConfig and checked.
 
 The preprocessing tool writes, per output directory, a manifest naming the train/valid/test datasets
-of its patient-level split and the saved tokenizer. Several directories blend (each with a weight, or
-by size); explicit dataset prefixes can be added. Every dataset must exist and hold patients, and all
-must come from one tokenizer: errors say which and why, before any compute.
+of its patient-level split and the saved tokenizer. Several directories blend, and explicit dataset
+prefixes can be added; `DataConfig` states the one rule that weighs them (all given, or all by
+patient count), and the blends handed on always carry one weight per source, so Megatron-Core
+builds each one to the size the run asks for.
+
+Every dataset must exist and hold patients, and every one is checked against the run's one
+tokenizer: a directory's saved tokenizer, and the tokenizer of the preprocessed directory that wrote
+an explicit prefix, must have its vocabulary; a bare prefix (no manifest lists it) must at least use
+no id outside it. All problems are reported together, before any compute.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from megatron.core.datasets.indexed_dataset import IndexedDataset
 
@@ -21,19 +29,32 @@ from sparseehr_mcore.training.tokenizer_facts import (
     load_tokenizer_facts,
     read_split_prefixes,
     tokenizer_dir_of,
+    tokenizer_dir_of_dataset,
 )
+
+Blend = tuple[list[str], list[float]]
 
 
 @dataclass(frozen=True)
 class DataSources:
-    train: tuple[list[str], list[float] | None]
-    valid: tuple[list[str], list[float] | None] | None
+    train: Blend  # (prefixes, one weight per prefix)
+    valid: Blend | None
     tokenizer_dir: Path
     vocab_size: int
     special_ids: SpecialIds
 
 
-def _check_dataset(prefix: str) -> int:
+@dataclass(frozen=True)
+class _Source:
+    """One dataset of a blend: its prefix, its given weight (None: by size), the tokenizer it was
+    written with (None: not known, a bare prefix)."""
+
+    prefix: str
+    weight: float | None
+    tokenizer_dir: Path | None
+
+
+def _patients(prefix: str) -> int:
     """Number of patients in the indexed dataset at `prefix`; a clear error when absent or empty."""
     for suffix in (".bin", ".idx"):
         if not Path(prefix + suffix).is_file():
@@ -43,6 +64,12 @@ def _check_dataset(prefix: str) -> int:
     if patients == 0:
         raise ConfigError(f"dataset {prefix} holds no patients")
     return patients
+
+
+def _largest_token_id(prefix: str) -> int:
+    """The largest id in a dataset (one pass over its memory-mapped .bin)."""
+    dtype = IndexedDataset(prefix, mmap=True).index.dtype
+    return int(np.memmap(prefix + ".bin", dtype=dtype, mode="r").max())
 
 
 def find_tokenizer_dir(data: DataConfig) -> Path:
@@ -61,46 +88,92 @@ def tokenizer_vocab_size(data: DataConfig) -> int:
     return load_tokenizer_facts(find_tokenizer_dir(data)).vocab_size
 
 
-def resolve_data_sources(data: DataConfig) -> DataSources:
-    """Dataset prefixes per split (with blend weights) and the tokenizer facts, all checked."""
-    train_prefixes, valid_prefixes, train_weights, valid_weights = [], [], [], []
-    tokenizer_dirs: list[Path] = []
+def _sources(data: DataConfig) -> tuple[list[_Source], list[_Source]]:
+    """The training and validation sources, in order: directories, then explicit prefixes."""
+    train, valid, problems = [], [], []
     for index, directory in enumerate(data.preprocessed_dirs):
-        splits = read_split_prefixes(Path(directory))
+        try:
+            splits = read_split_prefixes(Path(directory))
+        except ConfigError as err:
+            problems.append(str(err))
+            continue
         if "train" not in splits:  # the preprocessing writes no files for an empty split
-            raise ConfigError(f"{directory} has no training patients (its manifest lists no train dataset)")
+            problems.append(f"{directory} has no training patients (its manifest lists no train dataset)")
+            continue
         weight = data.weights[index] if data.weights else None
-        train_prefixes.append(splits["train"])
-        train_weights.append(weight)
+        tokenizer_dir = tokenizer_dir_of(Path(directory))
+        train.append(_Source(splits["train"], weight, tokenizer_dir))
         if splits.get("valid"):
-            valid_prefixes.append(splits["valid"])
-            valid_weights.append(weight)
-        tokenizer_dirs.append(tokenizer_dir_of(Path(directory)))
-    train_prefixes += data.train_prefixes
-    valid_prefixes += data.valid_prefixes
-    train_weights += [None] * len(data.train_prefixes)
-    valid_weights += [None] * len(data.valid_prefixes)
-    if not train_prefixes:
+            valid.append(_Source(splits["valid"], weight, tokenizer_dir))  # the directory's weight
+    for prefixes, weights, into in (
+        (data.train_prefixes, data.train_prefix_weights, train),
+        (data.valid_prefixes, data.valid_prefix_weights, valid),
+    ):
+        for index, prefix in enumerate(prefixes):
+            into.append(_Source(prefix, weights[index] if weights else None, tokenizer_dir_of_dataset(prefix)))
+    if problems:
+        raise ConfigError("the training data is unusable:\n  - " + "\n  - ".join(problems))
+    return train, valid
+
+
+def _tokenizer_problems(sources: list[_Source], *, facts: TokenizerFacts, tokenizer_dir: Path) -> list[str]:
+    """Every source written with another vocabulary than the run's tokenizer."""
+    problems, fingerprints = [], {}
+    for source in sources:
+        if source.tokenizer_dir is None:
+            largest = _largest_token_id(source.prefix)
+            if largest >= facts.vocab_size:
+                problems.append(
+                    f"dataset {source.prefix} holds token id {largest}, outside the {facts.vocab_size}-token "
+                    f"vocabulary of {tokenizer_dir}: it was written with another tokenizer"
+                )
+            continue
+        if source.tokenizer_dir not in fingerprints:
+            try:
+                fingerprints[source.tokenizer_dir] = load_tokenizer_facts(source.tokenizer_dir).fingerprint
+            except ConfigError as err:
+                problems.append(f"dataset {source.prefix}: {err}")
+                continue
+        if fingerprints[source.tokenizer_dir] != facts.fingerprint:
+            problems.append(
+                f"dataset {source.prefix} was tokenized with {source.tokenizer_dir}, another vocabulary than "
+                f"{tokenizer_dir}: blend only datasets of one tokenizer"
+            )
+    return problems
+
+
+def resolve_data_sources(data: DataConfig) -> DataSources:
+    """Dataset prefixes per split with one weight each, and the tokenizer facts, all checked.
+
+    Raises:
+        ConfigError: listing every missing or empty dataset and every one of another tokenizer.
+    """
+    train, valid = _sources(data)
+    if not train:
         raise ConfigError("no training data: set data.preprocessed_dirs or data.train_prefixes")
     tokenizer_dir = find_tokenizer_dir(data)
     facts: TokenizerFacts = load_tokenizer_facts(tokenizer_dir)
-    for other in tokenizer_dirs[1:]:
-        if load_tokenizer_facts(other).fingerprint != facts.fingerprint:
-            raise ConfigError(f"{other} was tokenized with another vocabulary than {tokenizer_dir}: blend only datasets of one tokenizer")
-    train_sizes = [_check_dataset(prefix) for prefix in train_prefixes]
-    for prefix in valid_prefixes:
-        _check_dataset(prefix)
+    problems, sizes = [], {}
+    for source in train + valid:
+        try:
+            sizes[source.prefix] = _patients(source.prefix)
+        except ConfigError as err:
+            problems.append(str(err))
+    if not problems:  # the tokenizer checks read the datasets
+        problems += _tokenizer_problems(train + valid, facts=facts, tokenizer_dir=tokenizer_dir)
+    if problems:
+        raise ConfigError("the training data is unusable:\n  - " + "\n  - ".join(problems))
 
-    def blend(prefixes, weights, sizes=None):
-        if not prefixes:
+    def blend(sources: list[_Source]) -> Blend | None:
+        if not sources:
             return None
-        if all(w is None for w in weights):
-            return prefixes, None  # Megatron-Core blends by dataset size
-        return prefixes, [w if w is not None else float(s) for w, s in zip(weights, sizes or [1] * len(weights))]
+        # The DataConfig rule: every source has a weight, or every one weighs its patient count.
+        weights = [float(s.weight) if data.weighted else float(sizes[s.prefix]) for s in sources]
+        return [s.prefix for s in sources], weights
 
     return DataSources(
-        train=blend(train_prefixes, train_weights, train_sizes),
-        valid=blend(valid_prefixes, valid_weights),
+        train=blend(train),
+        valid=blend(valid),
         tokenizer_dir=tokenizer_dir,
         vocab_size=facts.vocab_size,
         special_ids=facts.special_ids,

@@ -15,10 +15,12 @@ from megatron.core.transformer.moe.router import TopKRouter
 
 
 class ExpertUsage:
-    """Counts, per MoE layer, how many tokens each routed expert received since the last `collect`.
+    """Counts, per MoE layer, how many real tokens each routed expert received since the last `collect`.
 
     Forward hooks on Megatron-Core's routers read the routing map ([tokens, experts] booleans), so
-    the counts are exactly what the dispatcher sent. Validation passes are not counted (`paused`).
+    the counts are what the dispatcher sent, less the positions the router's padding mask leaves out
+    (padding; `training.stack.padding_mask`): shares are of the tokens the aux loss balances.
+    Validation passes are not counted (`paused`).
     """
 
     def __init__(self, model: torch.nn.Module, num_experts: int) -> None:
@@ -27,16 +29,20 @@ class ExpertUsage:
         self.paused = False
         for module in model.modules():
             if isinstance(module, TopKRouter):
-                module.register_forward_hook(self._hook_for(module.layer_number))
+                module.register_forward_hook(self._hook_for(module.layer_number), with_kwargs=True)
 
     def _hook_for(self, layer_number: int):
-        def record(module, inputs, output):
+        def record(module, args, kwargs, output):
             if self.paused or not module.training:
                 return
-            routing_map = output[1]  # [tokens, experts]
+            routing_map_TE = output[1]
+            # TopKRouter.forward(input, padding_mask): [seq, batch] bool, True = padding.
+            padding_SB = args[1] if len(args) > 1 else kwargs.get("padding_mask")
+            if padding_SB is not None:
+                routing_map_TE = routing_map_TE & ~padding_SB.reshape(-1, 1)
             # Stays on the router's device: no host sync per layer and micro-batch, and NCCL reduces it.
-            tokens = routing_map.sum(dim=0).detach().to(torch.float64)
-            self.counts[layer_number] = self.counts.get(layer_number, 0) + tokens
+            tokens_E = routing_map_TE.sum(dim=0).detach().to(torch.float64)
+            self.counts[layer_number] = self.counts.get(layer_number, 0) + tokens_E
 
         return record
 
@@ -100,8 +106,11 @@ def measure_matmul_peak(*, device: torch.device, dtype: torch.dtype, seconds: fl
     """Achieved FLOP/s of a large square matmul on this device: the ceiling FLOP utilisation is
     measured against (datasheet peaks overstate what a CPU or a throttled GPU reaches)."""
     size = 1024 if device.type == "cpu" else 8192
-    a = torch.randn(size, size, device=device, dtype=dtype)
-    b = torch.randn(size, size, device=device, dtype=dtype)
+    # Its own generator: the run's random stream (dropout) must not depend on this measurement, or
+    # a resumed run, which measures after restoring its RNG state, would draw differently.
+    generator = torch.Generator(device=device).manual_seed(0)
+    a = torch.randn(size, size, device=device, dtype=dtype, generator=generator)
+    b = torch.randn(size, size, device=device, dtype=dtype, generator=generator)
     torch.matmul(a, b)  # warm-up: thread pools, cuBLAS handles
     runs, start = 0, time.perf_counter()
     while True:

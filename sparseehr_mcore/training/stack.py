@@ -2,6 +2,8 @@
 
 Gradients are averaged per target token over the whole global batch (`calculate_per_token_loss`),
 so micro-batches with more padding weigh less, exactly as if the batch were one sequence of tokens.
+The MoE load-balancing loss is computed over the same tokens: every forward pass hands Megatron-Core
+the padding mask of the positions outside the loss (see `padding_mask`).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-from megatron.core import parallel_state
+from megatron.core import parallel_state, tensor_parallel
 from megatron.core.distributed import DistributedDataParallel, DistributedDataParallelConfig, finalize_model_grads
 from megatron.core.optimizer import OptimizerConfig, get_megatron_optimizer
 from megatron.core.optimizer_param_scheduler import OptimizerParamScheduler
@@ -97,9 +99,47 @@ def _loss_func(loss_mask: torch.Tensor, per_token_loss: torch.Tensor):
     return loss_sum, num_tokens, {"lm loss": torch.stack([loss_sum.detach().clone(), mask.sum()])}
 
 
+def _on_device(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The data loader yields host tensors; the model's device is the current CUDA device, if any."""
+    if not have_cuda():
+        return batch
+    device = torch.cuda.current_device()
+    return {name: tensor.to(device, non_blocking=True) for name, tensor in batch.items()}
+
+
+def padding_mask(loss_mask: torch.Tensor, model: torch.nn.Module) -> torch.Tensor:
+    """Megatron-Core's MoE `padding_mask` for a micro-batch: True where a position is left out of
+    the routing statistics (aux-loss token counts and normaliser, z-loss, our expert shares).
+
+    Those are the positions outside the LM loss: right padding and the end-of-record position (whose
+    target is padding). So the aux loss is normalised by exactly the LM loss's token count, and its
+    effective coefficient no longer grows with the padding fraction. Padded positions are still
+    dispatched to experts (Megatron-Core routes every token; without a capacity limit they take no
+    place from real ones), and causal attention keeps them out of every real token's output.
+
+    Args:
+        loss_mask: [batch, seq] 1.0 where the position's prediction is trained.
+        model: this stage's model (or its DDP wrapper).
+
+    Returns:
+        [batch, seq] bool, or [batch, seq / TP] on pipeline stages after the first under sequence
+        parallelism: Megatron-Core 0.16 scatters the mask along the sequence only on the stage that
+        embeds the tokens, so later stages get it scattered here.
+    """
+    mask_BS = loss_mask == 0
+    gpt_model = getattr(model, "module", model)
+    if not gpt_model.pre_process and gpt_model.config.sequence_parallel:
+        mask_SB = tensor_parallel.scatter_to_sequence_parallel_region(mask_BS.transpose(0, 1).contiguous())
+        mask_BS = mask_SB.transpose(0, 1).contiguous()
+    return mask_BS
+
+
 def _forward_step(data_iterator, model):
-    batch = next(data_iterator)
-    output = model(batch["tokens"], batch["position_ids"], None, labels=batch["labels"])
+    batch = _on_device(next(data_iterator))
+    output = model(
+        batch["tokens"], batch["position_ids"], None, labels=batch["labels"],
+        padding_mask=padding_mask(batch["loss_mask"], model),
+    )  # fmt: skip
     return output, lambda per_token_loss: _loss_func(batch["loss_mask"], per_token_loss)
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sparseehr_mcore.config import ConfigError
-from sparseehr_mcore.data.manifest import MANIFEST_FILE, dataset_prefixes
+from sparseehr_mcore.data.manifest import MANIFEST_FILE, dataset_prefixes, read_manifest
 from sparseehr_mcore.data.run_config import TOKENIZER_DIR
 from sparseehr_mcore.tokenization.base import VOCAB_FILE
 from sparseehr_mcore.tokenization.metadata import load_tokenizer
@@ -25,6 +25,25 @@ class TokenizerFacts:
 
 def tokenizer_dir_of(preprocessed_dir: Path) -> Path:
     return Path(preprocessed_dir) / TOKENIZER_DIR
+
+
+def tokenizer_dir_of_dataset(prefix: str) -> Path | None:
+    """The tokenizer of the preprocessed directory that wrote the dataset at `prefix`, or None when
+    no manifest lists it (a bare prefix).
+
+    tools/preprocess_ehr.py writes `OUT/<split>` and `OUT/shards/<shard>/<split>`, so OUT is at most
+    three levels up; the manifest found there must name this very dataset.
+    """
+    path = Path(prefix).absolute()
+    for directory in list(path.parents)[:3]:
+        if not (directory / MANIFEST_FILE).is_file():
+            continue
+        manifest = read_manifest(directory)
+        named = set(manifest.get("datasets", {}).values())
+        named.update(name for names in manifest.get("shard_datasets", {}).values() for name in names)
+        if path.relative_to(directory).as_posix() in named:
+            return tokenizer_dir_of(directory)
+    return None
 
 
 def read_split_prefixes(preprocessed_dir: Path) -> dict[str, str]:

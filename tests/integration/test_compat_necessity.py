@@ -44,12 +44,13 @@ def expert_parallel(tmp_path, skip: str):
     )
 
 
-def training_step(tmp_path, skip: str, data_dir: Path):
+def training_step(tmp_path, skip: str, data_dir: Path, *extra: str):
     command = [
         sys.executable, str(REPO_ROOT / "examples" / "pretrain_sparseehr.py"),
         "--model.preset", "tiny", "--model.vocab_size", "tokenizer", "--data.preprocessed_dirs", str(data_dir),
         "--data.num_workers", "0", "--train.train_iters", "2", "--train.warmup_iters", "0", "--train.eval_interval", "0",
         "--train.micro_batch_size", "2", "--train.global_batch_size", "2", "--train.lr", "1.0",  # clipping engages
+        *extra,
     ]  # fmt: skip
     env = {**os.environ, "SPARSEEHR_COMPAT_SKIP": skip, "OMP_NUM_THREADS": "1"}
     return subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
@@ -59,14 +60,17 @@ def training_step(tmp_path, skip: str, data_dir: Path):
 def test_scenario_fails_without_shim(tmp_path, shim, synthetic_preprocessed):
     if shim.scenario == "training_step":
         done = training_step(tmp_path, shim.name, synthetic_preprocessed)
+    elif shim.scenario == "bf16_training_step":
+        done = training_step(tmp_path, shim.name, synthetic_preprocessed, "--train.precision", "bf16")
     else:
         done = {"model_step": model_step, "expert_parallel": expert_parallel}[shim.scenario](tmp_path, shim.name)
     assert done.returncode != 0, f"{shim.name} is no longer needed by Megatron-Core: remove it"
     assert shim.failure_without in done.stderr, done.stderr[-3000:]
 
 
-def test_training_step_passes_with_every_shim(tmp_path, synthetic_preprocessed):
-    done = training_step(tmp_path, "", synthetic_preprocessed)
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_training_step_passes_with_every_shim(tmp_path, synthetic_preprocessed, precision):
+    done = training_step(tmp_path, "", synthetic_preprocessed, "--train.precision", precision)
     assert done.returncode == 0, done.stderr[-3000:]
 
 

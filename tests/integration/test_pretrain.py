@@ -89,12 +89,26 @@ def test_two_process_layouts_train(tmp_path, synthetic_preprocessed, layout):
     assert len(losses) == 12 and losses[-1] < losses[0]
 
 
+def test_tensor_and_pipeline_parallel_train_together(tmp_path, synthetic_preprocessed):
+    """TP=2 x PP=2 (sequence parallel): the second stage gets the MoE padding mask cut to its part
+    of the sequence (Megatron-Core 0.16 cuts it only on the first stage)."""
+    config = write_run_config(tmp_path / "run.yaml", synthetic_preprocessed, tmp_path / "run",
+                              train={"train_iters": 3, "eval_interval": 0})  # fmt: skip
+    layout = ["--parallel.tensor_model_parallel_size", "2", "--parallel.pipeline_model_parallel_size", "2"]
+    done = run(config, *layout, "--checkpoint.save_interval", "0", nproc=4)
+    assert done.returncode == 0, done.stderr[-3000:]
+    steps = metrics(tmp_path / "run")
+    assert sorted(steps) == [1, 2, 3] and all(math.isfinite(row["train/load_balancing_loss"]) for row in steps.values())
+
+
 def test_killed_run_resumes_to_the_same_loss_and_weights(tmp_path, synthetic_preprocessed, single_process_world):
-    whole = write_run_config(tmp_path / "whole.yaml", synthetic_preprocessed, tmp_path / "whole")
+    # With dropout, so the random stream after the restored RNG state must be the uninterrupted one's.
+    dropout = {"hidden_dropout": 0.1}
+    whole = write_run_config(tmp_path / "whole.yaml", synthetic_preprocessed, tmp_path / "whole", model=dropout)
     done = run(whole)
     assert done.returncode == 0, done.stderr[-3000:]
 
-    killed = write_run_config(tmp_path / "killed.yaml", synthetic_preprocessed, tmp_path / "killed")
+    killed = write_run_config(tmp_path / "killed.yaml", synthetic_preprocessed, tmp_path / "killed", model=dropout)
     process = launch(killed)
     latest = tmp_path / "killed" / "latest_iteration.txt"
     deadline = time.monotonic() + 300
@@ -156,6 +170,14 @@ def test_bad_configs_fail_before_compute(tmp_path, synthetic_preprocessed, args,
     assert re.search(message, done.stderr), done.stderr[-3000:]
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "run" / "metrics.jsonl").exists()  # nothing trained
+
+
+def test_an_error_under_torchrun_is_printed_once(tmp_path, synthetic_preprocessed):
+    config = write_run_config(tmp_path / "run.yaml", synthetic_preprocessed, tmp_path / "run", train={"train_iters": 3, "eval_interval": 0})
+    done = run(config, "--model.vocab_size", "99", nproc=2)
+    assert done.returncode != 0
+    assert done.stderr.count("error: the tokenizer has") == 1, done.stderr[-3000:]  # by rank 0, not once per rank
+    assert "[rank0]: Traceback" not in done.stderr and "[rank1]: Traceback" not in done.stderr
 
 
 def test_checkpoint_continues_under_another_layout(tmp_path, synthetic_preprocessed):

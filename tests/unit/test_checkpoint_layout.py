@@ -1,4 +1,5 @@
-"""The checkpoint directory layout: metadata round trip, 'latest' resolution, incomplete checkpoints."""
+"""The checkpoint directory layout: metadata round trip, 'latest' resolution, incomplete checkpoints,
+pruning."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from sparseehr_mcore.checkpointing.layout import (
     CheckpointMetadata,
     iteration_dir,
     mark_latest,
+    prune_checkpoints,
     read_metadata,
     resolve_checkpoint,
     write_metadata,
@@ -57,3 +59,26 @@ def test_unknown_format_version_is_refused(tmp_path):
     (tmp_path / METADATA_FILE).write_text("format_version: 99\n")
     with pytest.raises(ConfigError, match="format version 99"):
         read_metadata(tmp_path)
+
+
+def test_pruning_counts_and_deletes_only_complete_checkpoints(tmp_path):
+    for iteration in (10, 20, 30):
+        directory = iteration_dir(tmp_path, iteration)
+        directory.mkdir()
+        write_metadata(directory, metadata(iteration))
+    # An interrupted save: the directory exists, its metadata file was never written.
+    (iteration_dir(tmp_path, 40) / "model").mkdir(parents=True)
+    deleted = prune_checkpoints(tmp_path, keep_last=2, keep=30)
+    assert deleted == [tmp_path / "iter_0000010"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["iter_0000020", "iter_0000030", "iter_0000040"]
+    assert prune_checkpoints(tmp_path, keep_last=0) == []
+
+
+def test_pruning_keeps_the_checkpoint_just_saved(tmp_path):
+    # A run started from another checkpoint saves iteration 5 into a directory that already holds 20.
+    for iteration in (5, 20):
+        directory = iteration_dir(tmp_path, iteration)
+        directory.mkdir()
+        write_metadata(directory, metadata(iteration))
+    assert prune_checkpoints(tmp_path, keep_last=1, keep=5) == []
+    assert (tmp_path / "iter_0000005").is_dir()
