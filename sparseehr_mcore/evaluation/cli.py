@@ -49,9 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="what a visit is: the source's visits (admissions, encounters; the visit index "
                       "preprocessing writes) or every day bundle")
     task.add_argument("--ks", type=_ints, default=(1, 3, 5, 10, 20, 50, 100), help="the K of Recall@K")
-    task.add_argument("--rare-threshold", type=int, default=10,
+    task.add_argument("--rare-threshold", type=int, default=None,
                       help="a target code is rare when its training count (the tokenizer's term_counts.json) is "
-                      "below this")
+                      "below this (default: the median training count of the vocabulary's diagnosis codes, "
+                      "or of its categories at category level)")
     task.add_argument("--bootstrap", type=int, default=1000, help="bootstrap replicates over patients (0: no intervals)")
     task.add_argument("--endpoint-name", default="diabetes", help="name of the binary endpoint's code set")
     task.add_argument("--endpoint-codes", default="E08-E13",

@@ -52,7 +52,7 @@ class EvaluationConfig:
     protocols: tuple[str, ...] = PROTOCOLS
     rollout: RolloutSettings = field(default_factory=RolloutSettings)
     ks: tuple[int, ...] = DEFAULT_KS
-    rare_threshold: int = 10
+    rare_threshold: int | None = None  # None: the median training count at each code level
     endpoint_name: str = "diabetes"
     endpoint_codes: str = "E08-E13"
     k_cls: tuple[int, ...] = DEFAULT_K_CLS
@@ -89,7 +89,7 @@ class EvaluationConfig:
             problems.append("--ks must be positive integers")
         if not self.k_cls or min(self.k_cls) < 1:
             problems.append("--k-cls must be positive integers")
-        if self.rare_threshold < 1:
+        if self.rare_threshold is not None and self.rare_threshold < 1:
             problems.append("--rare-threshold must be >= 1")
         if self.bootstrap < 0 or self.batch_size < 1:
             problems.append("--bootstrap must be >= 0 and --batch-size >= 1")

@@ -28,6 +28,7 @@ from sparseehr_mcore.evaluation.config import RolloutSettings
 from sparseehr_mcore.evaluation.models import ScoredModel, megatron_logits
 from sparseehr_mcore.evaluation.rollout import GrammarIds, roll_out, step_probabilities
 
+
 @dataclass
 class Scores:
     """Scores of a batch of visits: [visits, candidates] and [visits, categories]."""

@@ -4,7 +4,6 @@ plots (`plots.py`)."""
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -99,7 +98,9 @@ def render_markdown(report: dict) -> str:
             cells += [_fmt(table["accuracy_gram"].get(str(k))) for k in HEADLINE_KS]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         parts = report["levels"][level]["breakdowns"]
-        lines += ["", f"Breakdowns at {title} (R@10 / R@20; targets):", "",
+        lines += ["", f"Breakdowns at {title} (R@10 / R@20; targets). Rare: training count below "
+                  f"{report['levels'][level]['rare_below_training_count']:g}; new: not in the patient's earlier "
+                  "visits.", "",
                   "| method | rare | common | new | repeated |", "|---|---|---|---|---|"]
         for name, part in parts.items():
             cells = [f"{_fmt(part[s]['recall'].get('10'))} / {_fmt(part[s]['recall'].get('20'))} ({part[s]['targets']})"

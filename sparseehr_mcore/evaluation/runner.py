@@ -103,7 +103,18 @@ def check_same_vocabulary(manifest: dict, tokenizer, data: Path, model: ModelLoc
         raise EvaluationInputError(f"the tokenizer has {tokenizer.vocab_size} tokens, more than the model's embedding")
 
 
-def build_targets(cohort: Cohort, codes: CodeSpace, counts: np.ndarray, *, rare_threshold: int) -> dict[str, Targets]:
+def rare_thresholds(codes: CodeSpace, counts: np.ndarray, threshold: int | None) -> dict[str, float]:
+    """Per code level, the training count below which a code is rare: `threshold`, or the median
+    count of the vocabulary's candidates at that level (so "rare" means the less frequent half of
+    the vocabulary, whatever the corpus size)."""
+    category_counts = counts @ codes.category_matrix()
+    if threshold is not None:
+        return {"token": float(threshold), "category": float(threshold)}
+    return {"token": float(np.median(counts)), "category": float(np.median(category_counts))}
+
+
+def build_targets(cohort: Cohort, codes: CodeSpace, counts: np.ndarray, *,
+                  rare_below: dict[str, float]) -> dict[str, Targets]:
     """The targets of every visit at the token and the category level."""
     category_counts = counts @ codes.category_matrix()
     rows: dict[str, list[list]] = {level: [[], [], [], [], []] for level in LEVELS}
@@ -118,7 +129,7 @@ def build_targets(cohort: Cohort, codes: CodeSpace, counts: np.ndarray, *, rare_
             visit_rows, column_rows, rare, repeat, chapter = rows[level]
             visit_rows.extend([index] * len(columns))
             column_rows.extend(columns.tolist())
-            rare.extend((level_counts[columns] < rare_threshold).tolist())
+            rare.extend((level_counts[columns] < rare_below[level]).tolist())
             repeat.extend(np.isin(columns, known).tolist())
             chapter.extend(chapter_of(c) for c in columns)
     patient = np.array([v.patient for v in cohort.visits], dtype=np.int64)
@@ -180,7 +191,8 @@ def evaluate(config: EvaluationConfig, *, log=print) -> dict:
     endpoint_columns = codes.columns_matching(config.endpoint_prefixes)
     ranks, seconds = _rank_all(cohort.visits, methods, codes, endpoint_columns, batch_size=config.batch_size,
                                progress=config.progress)
-    targets = build_targets(cohort, codes, counts, rare_threshold=config.rare_threshold)
+    rare_below = rare_thresholds(codes, counts, config.rare_threshold)
+    targets = build_targets(cohort, codes, counts, rare_below=rare_below)
     report = {
         "schema_version": REPORT_SCHEMA_VERSION,
         "checkpoint": model.describe(),
@@ -205,7 +217,8 @@ def evaluate(config: EvaluationConfig, *, log=print) -> dict:
         tables = {method: recall_table(targets[level], ranks.joined(method, level), ks=config.ks,
                                        bootstrap=config.bootstrap, seed=config.seed) for method in methods}
         parts = {method: breakdowns(targets[level], ranks.joined(method, level), ks=config.ks) for method in methods}
-        report["levels"][level] = {"methods": tables, "breakdowns": parts}
+        report["levels"][level] = {"methods": tables, "breakdowns": parts,
+                                   "rare_below_training_count": rare_below[level]}
     labels = _endpoint_labels(cohort.visits, endpoint_columns)
     patients = np.array([v.patient for v in cohort.visits])
     report["endpoint"]["positive_visits"] = int(labels.sum())

@@ -340,7 +340,7 @@ class Simulator:
 
     def _build_visits(self, person: _Person, onsets, stays: list[Visit], requests: list) -> list[Visit]:
         """Outpatient requests grouped by day (outside stays, inside enrolment), plus the stays, in order."""
-        rng, conditions = person.rng, self.model.conditions
+        rng = person.rng
         stay_starts = [stay.start for stay in stays]
         by_day: dict[int, Visit] = {}
         requests = sorted(requests, key=lambda request: request[0])

@@ -43,7 +43,6 @@ from sparseehr_mcore.tokenization.base import (
     EOD,
     PAD,
     SPECIALS,
-    UNK,
     VOCAB_FILE,
     Vocabulary,
     unknown_token,

@@ -10,7 +10,6 @@ Each rank writes `OUT/rank<N>.json`.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 from pathlib import Path
 
