@@ -18,6 +18,7 @@ def build_model(
     precision: str = "fp32",
     recompute: bool = False,
     per_token_loss: bool = False,
+    local_attention: str = "sdpa",
     pp_rank: int | None = None,
 ) -> GPTModel:
     """The GPTModel for this process's place in the parallel layout.
@@ -31,6 +32,8 @@ def build_model(
         precision: `fp32`, `bf16` or `fp8` (see `to_transformer_config`).
         recompute: full activation recomputation.
         per_token_loss: see `to_transformer_config`.
+        local_attention: the local spec's core attention, `sdpa` (torch's fused kernels) or
+            `unfused` (Megatron-Core's `DotProductAttention`); ignored under Transformer Engine.
         pp_rank: the pipeline stage to build; defaults to this process's stage.
     """
     apply_compat()
@@ -44,7 +47,9 @@ def build_model(
     last_stage = parallel.pp - 1
     return GPTModel(
         config=config,
-        transformer_layer_spec=decoder_block_spec(model, config, transformer_impl=impl, pp_rank=pp_rank),
+        transformer_layer_spec=decoder_block_spec(
+            model, config, transformer_impl=impl, local_attention=local_attention, pp_rank=pp_rank
+        ),
         vocab_size=model.padded_vocab_size,
         max_sequence_length=model.seq_length,
         pre_process=pp_rank == 0,
