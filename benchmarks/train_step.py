@@ -12,8 +12,8 @@ the ratios are the result):
    architecture (16 layers, 12 or 16 MoE), beside the paper's 0.891 and 0.887.
 
 The device is CUDA where available (bf16: Megatron-Core's mixed precision, autocast for the
-plain-PyTorch step), else the CPU (fp32). Contenders alternate step by step; each ratio is the
-median of the per-round ratios, with its interquartile range.
+plain-PyTorch step), else the CPU (fp32). Contenders alternate step by step, in an order that
+rotates every round; each ratio is the median of the per-round ratios, with its interquartile range.
 
     python benchmarks/train_step.py [--preset small] [--steps 10] [--batch-size 4] [--precision auto]
 """
@@ -156,13 +156,17 @@ def synchronize(device: torch.device) -> None:
 
 
 def time_alternating(contenders: dict[str, Callable[[], None]], *, steps: int, warmup: int, device: torch.device) -> dict[str, list[float]]:
-    """Seconds per call of each contender, calls interleaved so drift hits all alike."""
+    """Seconds per call of each contender, calls interleaved so drift hits all alike; the order
+    rotates every round, so no contender always runs first (after another's cache footprint)."""
     for step in contenders.values():
         for _ in range(warmup):
             step()
     times = {name: [] for name in contenders}
-    for _ in range(steps):
-        for name, step in contenders.items():
+    names = list(contenders)
+    for round_index in range(steps):
+        shift = round_index % len(names)
+        for name in names[shift:] + names[:shift]:
+            step = contenders[name]
             synchronize(device)
             start = time.perf_counter()
             step()
