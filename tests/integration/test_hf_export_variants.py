@@ -9,6 +9,8 @@ by tools/preprocess_ehr.py from a synthetic cohort (demographics prefix, day bun
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import torch
 
@@ -58,8 +60,6 @@ def randomize_variant_parameters(model: torch.nn.Module, *, seed: int = 11) -> N
 
 def export_variant(root, *, config: ModelConfig, tokenizer_dir):
     """Build, randomise, save and export one variant; returns our model (eval) and the HF folder."""
-    import shutil
-
     from sparseehr_mcore.checkpointing.weights import save_weights
     from sparseehr_mcore.distributed import seed_everything
     from sparseehr_mcore.export.hf_qwen2_moe import export_to_hf
