@@ -40,3 +40,16 @@ def build_tiny(single_process_world):
         return config, build_model(config, ParallelConfig())
 
     return build
+
+
+@pytest.fixture
+def fresh_aux_loss_scale():
+    """Megatron-Core 0.16 keeps the MoE aux-loss backward scale in a class attribute. A plain backward
+    outside the pipeline schedule (another test's, same process) leaves a 0-d tensor there, into which
+    the schedule's later in-place copy of its [1]-shaped scale fails: tests that step through the
+    schedule start, and leave, it as a fresh process has it (None)."""
+    from megatron.core.transformer.moe.moe_utils import MoEAuxLossAutoScaler
+
+    MoEAuxLossAutoScaler.main_loss_backward_scale = None
+    yield
+    MoEAuxLossAutoScaler.main_loss_backward_scale = None

@@ -31,16 +31,6 @@ def test_build_model_puts_every_parameter_on_the_gpu(single_process_world):
         assert [name for name, param in model.named_parameters() if not param.is_cuda] == []
 
 
-@pytest.fixture
-def fresh_aux_loss_scale():
-    """Megatron-Core's process-wide MoE aux-loss scale, as a fresh process has it (see
-    tests/integration/test_train_step_benchmark.py)."""
-    from megatron.core.transformer.moe.moe_utils import MoEAuxLossAutoScaler
-
-    MoEAuxLossAutoScaler.main_loss_backward_scale = None
-    yield
-    MoEAuxLossAutoScaler.main_loss_backward_scale = None
-
 
 def test_contenders_live_on_the_gpu_in_bf16(single_process_world, fresh_aux_loss_scale):
     from sparseehr_mcore.config import ModelConfig

@@ -19,17 +19,6 @@ def load_benchmark():
     return module
 
 
-@pytest.fixture
-def fresh_aux_loss_scale():
-    """Megatron-Core keeps the MoE aux-loss gradient scale process-wide: a plain backward pass
-    (another test's) leaves a 0-d tensor that the pipeline schedule's [1]-shaped scale cannot be
-    copied into. The benchmark runs as a process of its own; here it starts from Megatron's None."""
-    from megatron.core.transformer.moe.moe_utils import MoEAuxLossAutoScaler
-
-    MoEAuxLossAutoScaler.main_loss_backward_scale = None
-    yield
-    MoEAuxLossAutoScaler.main_loss_backward_scale = None
-
 
 @pytest.mark.slow
 def test_benchmark_prints_ratios_and_flop_utilisation(single_process_world, fresh_aux_loss_scale, capsys):

@@ -24,16 +24,7 @@ MODEL = ModelConfig.from_preset("tiny", seq_length=SEQ)
 PARALLEL = ParallelConfig()
 
 
-@pytest.fixture(autouse=True)
-def fresh_aux_loss_scale():
-    """Megatron-Core 0.16 keeps the MoE aux-loss backward scale in a class attribute. A plain backward
-    outside the pipeline schedule (tests/unit/test_model_behaviour.py, same process) leaves a 0-d
-    tensor there, into which the schedule's later in-place copy of its [1]-shaped scale fails."""
-    from megatron.core.transformer.moe.moe_utils import MoEAuxLossAutoScaler
-
-    MoEAuxLossAutoScaler.main_loss_backward_scale = None
-    yield
-    MoEAuxLossAutoScaler.main_loss_backward_scale = None
+pytestmark = pytest.mark.usefixtures("fresh_aux_loss_scale")
 
 
 def bf16_stack(seed: int, *, lr: float):
