@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from sparseehr_mcore.data.preprocess import PHASES
+from sparseehr_mcore.data.retokenize import RetokenizeConfig
 from sparseehr_mcore.data.run_config import PreprocessConfig
 from sparseehr_mcore.data.sources.registry import SOURCES
 
@@ -29,13 +30,17 @@ def build_parser() -> argparse.ArgumentParser:
         "of every count. See docs/data.md.",
     )
     io = parser.add_argument_group("input and output")
-    io.add_argument("--source", required=True, choices=sorted(SOURCES), help="schema of the input tables")
-    io.add_argument("--input", required=True, type=Path,
-                    help="directory holding the source tables (CSV, CSV.gz or Parquet)")
+    io.add_argument("--source", choices=sorted(SOURCES), help="schema of the input tables (required)")
+    io.add_argument("--input", type=Path, help="directory holding the source tables (CSV, CSV.gz or Parquet; required)")
     io.add_argument("--output-dir", required=True, type=Path,
                     help="where train/valid/test .bin/.idx, tokenizer/ and manifest.json (written last) go")
     io.add_argument("--strict", action="store_true", help="stop at the first bad record, naming its file and row")
     io.add_argument("--keep-work", action="store_true", help="keep the intermediate OUT/.work directory (debugging)")
+    io.add_argument("--retokenize", type=Path, default=None, metavar="DIR",
+                    help="instead of --source/--input: encode the timelines a finished run kept in DIR/timelines "
+                    "with --tokenizer-dir (e.g. a shared vocabulary from tools/build_vocab.py) into --output-dir, "
+                    "without reading the raw tables; DIR's flags apply (only --workers, --keep-work, --progress "
+                    "may be given); default: off")
     tok = parser.add_argument_group("tokenizer")
     tok.add_argument("--tokenizer-dir", type=Path, default=None,
                      help="reuse this saved tokenizer (frozen pretraining vocabulary) instead of building one; "
@@ -91,6 +96,31 @@ def build_parser() -> argparse.ArgumentParser:
                      "e.g. $SLURM_ARRAY_TASK_ID")
     run.add_argument("--progress", action="store_true", help="show progress bars")
     return parser
+
+
+# Flags a re-tokenizing run may set; every other one comes from the preprocessed directory.
+RETOKENIZE_FLAGS = ("retokenize", "tokenizer_dir", "output_dir", "workers", "keep_work", "progress")
+
+
+def check_mode(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """--source and --input for a preprocessing run; for --retokenize, --tokenizer-dir and no
+    flag that would change outputs (exits with status 2 otherwise)."""
+    if args.retokenize is None:
+        if args.source is None or args.input is None:
+            parser.error("the following arguments are required: --source, --input (or --retokenize DIR)")
+        return
+    if args.tokenizer_dir is None:
+        parser.error("--retokenize needs --tokenizer-dir (the vocabulary to encode with)")
+    given = [f"--{name.replace('_', '-')}" for name, value in vars(args).items()
+             if name not in RETOKENIZE_FLAGS and value != parser.get_default(name)]
+    if given:
+        parser.error(f"--retokenize uses the flags of {args.retokenize}'s run; leave out {', '.join(given)}")
+
+
+def retokenize_config_from_args(args: argparse.Namespace) -> RetokenizeConfig:
+    return RetokenizeConfig(preprocessed_dir=args.retokenize, tokenizer_dir=args.tokenizer_dir,
+                            output_dir=args.output_dir, workers=args.workers, keep_work=args.keep_work,
+                            progress=args.progress)
 
 
 def config_from_args(args: argparse.Namespace) -> PreprocessConfig:

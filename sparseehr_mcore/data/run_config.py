@@ -20,6 +20,7 @@ from sparseehr_mcore.data.sources.registry import SOURCES
 
 WORK_DIR = ".work"
 TOKENIZER_DIR = "tokenizer"
+TIMELINES_DIR = "timelines"  # the built timelines, kept in the output for re-tokenizing (docs/data.md)
 
 
 @dataclass(frozen=True, kw_only=True)

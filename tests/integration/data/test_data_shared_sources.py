@@ -59,7 +59,7 @@ def test_datasets_open_with_megatron_and_decode_to_the_harmonised_timelines(shar
     output = shared_outputs[source]
     manifest = read_manifest(output)
     tokenizer = load_tokenizer(output / "tokenizer")
-    work = output / ".work" / "timelines"
+    work = output / "timelines"  # the built timelines every run keeps (for --retokenize)
     patients = pl.concat([pl.read_parquet(p) for p in sorted(work.glob("*.patients.parquet"))])
     events = pl.concat([pl.read_parquet(p) for p in sorted(work.glob("*.events.parquet"))])
     expected = {split: [] for split in SPLITS}
