@@ -1,7 +1,7 @@
 """One frozen vocabulary over several preprocessed sources (see docs/data.md, "Multi-source corpora").
 
     python tools/build_vocab.py --inputs OUT_CLAIMS OUT_HOSPITAL --output SHARED_TOKENIZER [--min-count N]
-    python tools/preprocess_ehr.py --retokenize OUT_CLAIMS --tokenizer-dir SHARED_TOKENIZER --output-dir OUT_CLAIMS_SHARED
+    python tools/preprocess_ehr.py --retokenize OUT_CLAIMS --tokenizer-dir SHARED_TOKENIZER --output-dir NEW_DIR
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="build_vocab.py",
         description="Merge the training-split term counts (tokenizer/term_counts.json) of several outputs of "
         "tools/preprocess_ehr.py into one frozen tokenizer; then re-encode each output with it "
-        "(tools/preprocess_ehr.py --retokenize DIR --tokenizer-dir OUTPUT --output-dir NEW) and blend them in training.",
+        "(tools/preprocess_ehr.py --retokenize DIR --tokenizer-dir OUTPUT --output-dir NEW) and blend them in "
+        "training (docs/data.md, 'Multi-source corpora').",
     )
     parser.add_argument("--inputs", nargs="+", required=True, type=Path, metavar="DIR",
                         help="preprocessed directories, each with a vocabulary of its own; they must share the "

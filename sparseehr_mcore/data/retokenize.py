@@ -45,7 +45,9 @@ class RetokenizeConfig:
         if output == source.resolve():
             raise PreprocessError(f"--output-dir {self.output_dir} is the --retokenize directory; give a new one")
         if Path(self.tokenizer_dir).resolve() == output / TOKENIZER_DIR:
-            raise PreprocessError(f"--tokenizer-dir {self.tokenizer_dir} is this run's own output; copy it elsewhere first")
+            raise PreprocessError(
+                f"--tokenizer-dir {self.tokenizer_dir} is this run's own output; copy it elsewhere first"
+            )
         if self.workers < 1:
             raise PreprocessError("--workers must be >= 1")
 

@@ -79,9 +79,11 @@ def build_shared_vocab(inputs: list[Path], output: Path, *, min_count: int = 1):
     if output.exists() and any(output.iterdir()):
         raise PreprocessError(f"--output {output}: exists and is not empty")
     plugin = sources[0][1]["flags"]["tokenizer"]  # the spec that built it ("typed-codes", "module:Class", ...)
-    installed = resolve(plugin).version
-    if first["tokenizer"] != f"{resolve(plugin).name} {installed}":
-        raise PreprocessError(f"--inputs were tokenized by {first['tokenizer']}; the installed {plugin} is version {installed}")
+    installed = resolve(plugin)
+    if first["tokenizer"] != f"{installed.name} {installed.version}":
+        raise PreprocessError(
+            f"--inputs were tokenized by {first['tokenizer']}; the installed {plugin} is version {installed.version}"
+        )
     tokenizer = save_new_tokenizer(output, terms, plugin=plugin, min_count=min_count,
                                    bundle_order=first["bundle_order"])
     write_json_atomic(output / SOURCES_FILE, {

@@ -140,7 +140,8 @@ def test_the_three_sources_train_together_with_the_tiny_preset(retokenized, tmp_
         "logging": {"log_interval": 1},
     }  # fmt: skip
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
-    env = {k: v for k, v in os.environ.items() if k not in {"RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "LOCAL_RANK"}}
+    launcher = {"RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "LOCAL_RANK"}
+    env = {k: v for k, v in os.environ.items() if k not in launcher}
     env["OMP_NUM_THREADS"] = "1"
     done = subprocess.run([sys.executable, str(REPO_ROOT / "examples" / "pretrain_sparseehr.py"), "--config",
                            str(tmp_path / "run.yaml")], capture_output=True, text=True, env=env, timeout=600)
