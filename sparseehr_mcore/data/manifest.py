@@ -48,7 +48,7 @@ def dataset_prefixes(output_dir: Path) -> dict[str, str]:
 
 
 def build_manifest(*, config, reader, tables, ledger, harmoniser, coverage, merged, tokenizer, written, datasets,
-                   shard_datasets, num_buckets, visit_suffix: str) -> dict:
+                   shard_datasets, num_buckets, visit_suffix: str, timelines: str) -> dict:
     """The manifest of a finished run (schema in docs/data.md)."""
     roles = {spec.name: spec.role for spec in reader.tables}
     totals = {role: {"read": 0, "kept": 0, "dropped": Counter()} for role in ("patients", "visits", "events")}
@@ -61,17 +61,11 @@ def build_manifest(*, config, reader, tables, ledger, harmoniser, coverage, merg
     by_system: dict = {}
     for (system, outcome, unit), count in sorted(coverage.items()):
         by_system.setdefault(system, {"events": {}, "codes": {}})[unit][outcome] = count
-    unknown, patients, tokens, visits = Counter(), Counter(), Counter(), Counter()  # summed over buckets
-    for result in written:
-        unknown.update(result["unknown"])
-        patients.update(result["patients"])
-        tokens.update(result["tokens"])
-        visits.update(result["visits"])
     flags = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()
              if k not in ("input_dir", "output_dir", "workers", "part_bytes", "progress", "keep_work", "tokenizer_dir",
                           "gem_dir")}
     flags["gem_source"] = "cms-files" if config.gem_dir is not None else "package"
-    return {
+    manifest = {
         "schema_version": SCHEMA_VERSION,
         "source": config.source,
         "inputs": [
@@ -80,29 +74,48 @@ def build_manifest(*, config, reader, tables, ledger, harmoniser, coverage, merg
         ],
         "flags": flags,
         "harmonisation": {**harmoniser.describe(), "coverage": by_system},
-        "tokenizer": {
-            "directory": "tokenizer", "name": tokenizer.name, "version": tokenizer.version,
-            "vocab_size": tokenizer.vocab_size, "reused": config.tokenizer_dir is not None,
-            "bundle_order": getattr(tokenizer, "bundle_order", "sorted"),
-            "special_ids": tokenizer.special_ids, "unique_identifiers": tokenizer.unique_identifiers,
-        },
         "counts": {
             **{role: {"read": t["read"], "kept": t["kept"], "dropped": dict(sorted(t["dropped"].items()))}
                for role, t in totals.items()},
             "tables": ledger.to_dict()["tables"],
             "events_merged_in_bundle": merged,
-            "unknown_tokens": dict(sorted(unknown.items())),
-            "patients_written": {split: patients[split] for split in SPLITS},
-            "tokens_written": {split: tokens[split] for split in SPLITS},
-            "visits_written": {split: visits[split] for split in SPLITS},
         },
         "split": {"seed": config.seed, "fractions": list(config.split_fractions),
                   "method": "fnv1a64+splitmix64(f\"{seed}:{patient_id}\") / 2^64 against cumulative fractions"},
-        "datasets": datasets,
-        "visit_index": {"source": reader.visits, "files": {split: f"{name}{visit_suffix}" for split, name in datasets.items()}},
-        "shard_datasets": shard_datasets if config.num_shards > 1 else {},
+        "visit_index": {"source": reader.visits},
+        "timelines": timelines,
         "num_shards": config.num_shards,
         "num_buckets": num_buckets,
         "drop_reasons": DROP_REASONS,
         "drop_examples": ledger.to_dict()["examples"],
     }
+    record_tokenized(manifest, tokenizer=tokenizer, reused=config.tokenizer_dir is not None, written=written,
+                     datasets=datasets, shard_datasets=shard_datasets, visit_suffix=visit_suffix)
+    return manifest
+
+
+def record_tokenized(manifest: dict, *, tokenizer, reused: bool, written: list[dict], datasets: dict,
+                     shard_datasets: dict, visit_suffix: str) -> None:
+    """Set the parts of `manifest` that depend on the tokenizer (the rest depends on the timelines
+    only, so a re-tokenized directory keeps its source's, docs/data.md)."""
+    unknown, patients, tokens, visits = Counter(), Counter(), Counter(), Counter()  # summed over buckets
+    for result in written:
+        unknown.update(result["unknown"])
+        patients.update(result["patients"])
+        tokens.update(result["tokens"])
+        visits.update(result["visits"])
+    manifest["tokenizer"] = {
+        "directory": "tokenizer", "name": tokenizer.name, "version": tokenizer.version,
+        "vocab_size": tokenizer.vocab_size, "reused": reused,
+        "bundle_order": getattr(tokenizer, "bundle_order", "sorted"),
+        "special_ids": tokenizer.special_ids, "unique_identifiers": tokenizer.unique_identifiers,
+    }
+    manifest["counts"].update({
+        "unknown_tokens": dict(sorted(unknown.items())),
+        "patients_written": {split: patients[split] for split in SPLITS},
+        "tokens_written": {split: tokens[split] for split in SPLITS},
+        "visits_written": {split: visits[split] for split in SPLITS},
+    })
+    manifest["datasets"] = datasets
+    manifest["visit_index"]["files"] = {split: f"{name}{visit_suffix}" for split, name in datasets.items()}
+    manifest["shard_datasets"] = shard_datasets if manifest["num_shards"] > 1 else {}

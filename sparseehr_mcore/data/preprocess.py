@@ -23,7 +23,14 @@ from sparseehr_mcore.data.ledger import Ledger, PreprocessError
 from sparseehr_mcore.data.manifest import MANIFEST_FILE, build_manifest, write_json_atomic
 from sparseehr_mcore.data.partition import SPLITS
 from sparseehr_mcore.data.reading import FilePart, split_file
-from sparseehr_mcore.data.run_config import TOKENIZER_DIR, PreprocessConfig, input_tables, make_harmoniser, make_reader
+from sparseehr_mcore.data.run_config import (
+    TIMELINES_DIR,
+    TOKENIZER_DIR,
+    PreprocessConfig,
+    input_tables,
+    make_harmoniser,
+    make_reader,
+)
 from sparseehr_mcore.data.tasks import (
     build_one,
     map_ordered,
@@ -67,18 +74,23 @@ def _buckets(plan: dict, shard: int | None) -> range:
     return range(shard * plan["per_shard"], (shard + 1) * plan["per_shard"])
 
 
-def stage(config: PreprocessConfig, *, pool=None) -> dict:
-    """Clear stale outputs, plan the buckets and stream every input table into them."""
-    output = Path(config.output_dir)
+def clear_outputs(output: Path, work: Path) -> None:
+    """Remove the manifest first (from then on the directory is "incomplete"), then the work
+    directory and every output of an earlier run, which must not mix with ours."""
     output.mkdir(parents=True, exist_ok=True)
-    (output / MANIFEST_FILE).unlink(missing_ok=True)  # from now on the directory is "incomplete"
-    shutil.rmtree(config.work, ignore_errors=True)
-    for stale in [*SPLITS, "shards", TOKENIZER_DIR]:  # outputs of an earlier run must not mix with ours
+    (output / MANIFEST_FILE).unlink(missing_ok=True)
+    shutil.rmtree(work, ignore_errors=True)
+    for stale in [*SPLITS, "shards", TOKENIZER_DIR, TIMELINES_DIR]:
         for path in (output / f"{stale}.bin", output / f"{stale}.idx", visits_path(output / stale), output / stale):
             if path.is_dir():
                 shutil.rmtree(path)
             elif path.exists():
                 path.unlink()
+
+
+def stage(config: PreprocessConfig, *, pool=None) -> dict:
+    """Clear stale outputs, plan the buckets and stream every input table into them."""
+    clear_outputs(Path(config.output_dir), config.work)
     tables = input_tables(config, make_reader(config))
     make_harmoniser(config)  # fail now, not in every worker, if the GEMs are missing
     total_bytes = sum(path.stat().st_size for _, _, path in tables)
@@ -110,32 +122,44 @@ def vocab(config: PreprocessConfig) -> None:
     target = config.work / TOKENIZER_DIR
     shutil.rmtree(target, ignore_errors=True)
     if config.tokenizer_dir is not None:
-        shutil.copytree(config.tokenizer_dir, target)
-        tokenizer = load_tokenizer(target)  # fail here if it is not a saved tokenizer
-        saved_order = getattr(tokenizer, "bundle_order", "sorted")
-        if config.bundle_order is not None and config.bundle_order != saved_order:
-            raise PreprocessError(
-                f"--bundle-order {config.bundle_order}: the reused tokenizer {config.tokenizer_dir} orders bundles "
-                f"{saved_order!r}; a frozen tokenizer keeps its order (leave --bundle-order out)"
-            )
+        copy_frozen_tokenizer(Path(config.tokenizer_dir), target, bundle_order=config.bundle_order)
         return
     terms: Counter = Counter()
     for bucket in range(plan["num_buckets"]):
         terms.update(read_result(config.work, "build", bucket)["terms"])
-    plugin = resolve(config.tokenizer)
-    options = {"bundle_order": config.bundle_order} if config.bundle_order not in (None, "sorted") else {}
+    save_new_tokenizer(target, terms, plugin=config.tokenizer, min_count=config.min_count,
+                       bundle_order=config.bundle_order)
+
+
+def copy_frozen_tokenizer(source: Path, target: Path, *, bundle_order: str | None) -> None:
+    """Copy a saved tokenizer unchanged; `bundle_order` (a flag) must be None or its own order."""
+    shutil.copytree(source, target)
+    tokenizer = load_tokenizer(target)  # fail here if it is not a saved tokenizer
+    saved_order = getattr(tokenizer, "bundle_order", "sorted")
+    if bundle_order is not None and bundle_order != saved_order:
+        raise PreprocessError(
+            f"--bundle-order {bundle_order}: the reused tokenizer {source} orders bundles "
+            f"{saved_order!r}; a frozen tokenizer keeps its order (leave --bundle-order out)"
+        )
+
+
+def save_new_tokenizer(target: Path, terms: Counter, *, plugin: str, min_count: int, bundle_order: str | None):
+    """Build a vocabulary from training-split term counts, save it with its counts; returns it."""
+    options = {"bundle_order": bundle_order} if bundle_order not in (None, "sorted") else {}
     try:
-        tokenizer = plugin.from_counts(terms, min_count=config.min_count, **options)
+        tokenizer = resolve(plugin).from_counts(terms, min_count=min_count, **options)
     except (TypeError, ValueError) as err:
-        raise PreprocessError(f"tokenizer {config.tokenizer} with --bundle-order {config.bundle_order}: {err}") from None
+        raise PreprocessError(f"tokenizer {plugin} with --bundle-order {bundle_order}: {err}") from None
     save_tokenizer(tokenizer, target)
     save_term_counts(target, terms)
+    return tokenizer
 
 
 def tokenize(config: PreprocessConfig, *, shard: int | None = None, pool=None) -> None:
     """Encode every bucket of `shard` (all when None) with the run's tokenizer."""
     plan = _plan(config)
-    tasks = [(config, config.work / TOKENIZER_DIR, b) for b in _buckets(plan, shard)]
+    work = config.work
+    tasks = [(work, work / TIMELINES_DIR, work / TOKENIZER_DIR, b) for b in _buckets(plan, shard)]
     map_ordered(tokenize_one, tasks, pool=pool, desc="tokenize", progress=config.progress)
 
 
@@ -154,14 +178,15 @@ def finish(config: PreprocessConfig) -> dict:
     coverage = Counter()
     for result in built:
         coverage.update({tuple(row[:3]): row[3] for row in result["coverage"]})
-    datasets, shard_datasets = _merge_outputs(config, plan=plan, written=written)
+    datasets, shard_datasets = merge_outputs(output, work, plan=plan, written=written)
     tokenizer = load_tokenizer(work / TOKENIZER_DIR)
     (work / TOKENIZER_DIR).rename(output / TOKENIZER_DIR)
+    (work / TIMELINES_DIR).rename(output / TIMELINES_DIR)
     manifest = build_manifest(
         config=config, reader=make_reader(config), tables=plan["tables"], ledger=ledger,
         harmoniser=make_harmoniser(config), coverage=coverage, merged=sum(r["merged"] for r in built),
         tokenizer=tokenizer, written=written, datasets=datasets, shard_datasets=shard_datasets,
-        num_buckets=plan["num_buckets"], visit_suffix=VISITS_SUFFIX,
+        num_buckets=plan["num_buckets"], visit_suffix=VISITS_SUFFIX, timelines=TIMELINES_DIR,
     )
     if not config.keep_work:
         shutil.rmtree(work, ignore_errors=True)
@@ -199,13 +224,12 @@ def run_preprocess(config: PreprocessConfig, *, phase: str = "all", shard: int |
             pool.shutdown(cancel_futures=True)
 
 
-def _merge_outputs(config: PreprocessConfig, *, plan: dict, written: list[dict]):
+def merge_outputs(output: Path, work: Path, *, plan: dict, written: list[dict]):
     """Merge bucket parts into one dataset per split, and per shard when there are several.
 
     A split (or a shard's split) with no patients gets no files: Megatron-Core cannot map an empty
     `.bin`, so the manifest lists only the datasets that exist.
     """
-    output, work = Path(config.output_dir), config.work
     datasets, shard_datasets = {}, {split: [] for split in SPLITS}
     for split in SPLITS:
         if plan["num_shards"] > 1:

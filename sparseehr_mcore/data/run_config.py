@@ -6,7 +6,12 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 
-from sparseehr_mcore.data.harmonize.gems import load_cms_gems, load_package_diagnosis_gem
+from sparseehr_mcore.data.harmonize.gems import (
+    load_cms_gems,
+    load_cms_reverse_gems,
+    load_package_diagnosis_gem,
+    load_package_reverse_diagnosis_gem,
+)
 from sparseehr_mcore.data.harmonize.rules import Harmoniser, HarmonizeConfig
 from sparseehr_mcore.data.ledger import PreprocessError
 from sparseehr_mcore.data.reading import find_table_file
@@ -15,6 +20,7 @@ from sparseehr_mcore.data.sources.registry import SOURCES
 
 WORK_DIR = ".work"
 TOKENIZER_DIR = "tokenizer"
+TIMELINES_DIR = "timelines"  # the built timelines, kept in the output for re-tokenizing (docs/data.md)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -30,6 +36,7 @@ class PreprocessConfig:
     min_count: int = 1
     bundle_order: str | None = None  # None: sorted for a new vocabulary, the reused tokenizer's otherwise
     gem_dir: Path | None = None
+    reverse_gem: bool = True
     icd10cm_prefix: int = 4
     icd10pcs_prefix: int = 4
     diagnosis_date: str = "discharge"
@@ -93,12 +100,19 @@ def make_reader(config: PreprocessConfig) -> SourceReader:
 @functools.lru_cache(maxsize=4)
 def make_harmoniser(config: PreprocessConfig) -> Harmoniser:
     """One frozen harmoniser per process (cached: GEM parsing takes a moment)."""
+    reverse_diagnosis = reverse_procedure = None
     if config.gem_dir is not None:
         diagnosis, procedure = load_cms_gems(Path(config.gem_dir))
+        if config.reverse_gem:
+            reverse_diagnosis, reverse_procedure = load_cms_reverse_gems(Path(config.gem_dir))
     else:
         diagnosis, procedure = load_package_diagnosis_gem(), None
-    rules = HarmonizeConfig(icd10cm_prefix=config.icd10cm_prefix, icd10pcs_prefix=config.icd10pcs_prefix)
-    return Harmoniser(config=rules, diagnosis_gem=diagnosis, procedure_gem=procedure)
+        if config.reverse_gem:
+            reverse_diagnosis = load_package_reverse_diagnosis_gem()
+    rules = HarmonizeConfig(icd10cm_prefix=config.icd10cm_prefix, icd10pcs_prefix=config.icd10pcs_prefix,
+                            reverse_gem=config.reverse_gem)
+    return Harmoniser(config=rules, diagnosis_gem=diagnosis, procedure_gem=procedure,
+                      reverse_diagnosis_gem=reverse_diagnosis, reverse_procedure_gem=reverse_procedure)
 
 
 def input_tables(config: PreprocessConfig, reader: SourceReader) -> list[tuple[str, str, Path]]:

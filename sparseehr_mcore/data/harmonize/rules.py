@@ -11,10 +11,16 @@ Rules (docs/data.md states them for users):
   `approximate` with that target, otherwise the smallest target in code order (stable, documented).
   A combination entry (flag 3) maps to one code per choice list of the lowest-numbered scenario,
   the smallest code of each list: several events, outcome `combination`.
-* No GEM entry, or only "no map" entries (often a non-billable header code such as 567.2, whose
-  children 567.21-567.29 are in the GEM): `fallback` to an ICD-10 category (3 characters) when all
-  mapped ICD-9 codes under the code's longest prefix (the code itself, then shorter, down to its
-  ICD-9 category) land in one ICD-10 category; else `unmapped`.
+* No GEM entry, or only "no map" entries: first the reverse GEM (`reverse_gem`): the ICD-10 codes
+  whose reverse (ICD-10 to ICD-9) entry names the code, e.g. E935.2 (adverse effect of opiates),
+  a CMS "no map" code, is named by T40.0X5A, T40.2X5A, ... Of those, the most frequent 3-character
+  category (ties: the lowest category), then the lowest code in it, cut to the prefix level:
+  deterministic, and the category is the one most of CMS's reverse entries agree on. Then (often a
+  non-billable header code such as 567.2, whose children 567.21-567.29 are in the GEM, which no
+  reverse entry names): `fallback` to an ICD-10 category (3 characters) when all mapped ICD-9 codes
+  under the code's longest prefix (the code itself, then shorter, down to its ICD-9 category) land
+  in one ICD-10 category; else `unmapped`. ICD-9 procedures with a procedure GEM get the same
+  reverse-GEM step (no category fallback).
 * ICD-9 procedures when no procedure GEM is loaded (the default package has none): kept in their
   own system as `fallback` (token type PX9), so nothing is lost silently; pass `--gem-dir` to map.
 * Other code systems (allowed by `--extra-code-systems`) pass through unchanged as `exact`.
@@ -25,14 +31,15 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections import Counter
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 
 from sparseehr_mcore.data.harmonize.gems import GemEntry, GemTable
 from sparseehr_mcore.data.timeline import CPT, ICD9CM, ICD9PCS, ICD10CM, ICD10PCS
 
-RULES_VERSION = "1"
-OUTCOMES = ("exact", "approximate", "combination", "fallback", "unmapped", "malformed")
+RULES_VERSION = "2"  # 2: the reverse-GEM step for "no map" codes
+OUTCOMES = ("exact", "approximate", "combination", "reverse_gem", "fallback", "unmapped", "malformed")
 
 _ICD10CM = re.compile(r"^[A-Z][0-9][0-9A-Z]{1,5}$")
 _ICD10PCS = re.compile(r"^[0-9A-HJ-NP-Z]{7}$")
@@ -43,11 +50,16 @@ _ICD9PCS = re.compile(r"^\d{2,4}$")
 
 @dataclass(frozen=True)
 class HarmonizeConfig:
-    """Canonical forms. Prefix lengths count characters without the dot; 0 keeps full codes."""
+    """Canonical forms. Prefix lengths count characters without the dot; 0 keeps full codes.
+
+    `reverse_gem` and `category_fallback` switch the two steps for ICD-9 codes the forward GEM
+    does not map (module docstring), in that order.
+    """
 
     icd10cm_prefix: int = 4
     icd10pcs_prefix: int = 4
     category_fallback: bool = True
+    reverse_gem: bool = True
 
     def __post_init__(self) -> None:
         if not 0 <= self.icd10cm_prefix <= 7 or self.icd10cm_prefix in (1, 2):
@@ -79,13 +91,22 @@ class Harmoniser:
         config: canonical prefix levels and fallback switch.
         diagnosis_gem: ICD-9-CM to ICD-10-CM GEM.
         procedure_gem: ICD-9 procedure to ICD-10-PCS GEM, or None.
+        reverse_diagnosis_gem, reverse_procedure_gem: ICD-10 to ICD-9 GEMs for the reverse-GEM step
+            (used only with `config.reverse_gem`), or None.
     """
 
-    def __init__(self, *, config: HarmonizeConfig, diagnosis_gem: GemTable, procedure_gem: GemTable | None) -> None:
+    def __init__(self, *, config: HarmonizeConfig, diagnosis_gem: GemTable, procedure_gem: GemTable | None,
+                 reverse_diagnosis_gem: GemTable | None = None, reverse_procedure_gem: GemTable | None = None) -> None:
         self.config = config
         self.diagnosis_gem = diagnosis_gem
         self.procedure_gem = procedure_gem
+        self.reverse_gems = {"reverse_diagnosis_gem": reverse_diagnosis_gem,
+                             "reverse_procedure_gem": reverse_procedure_gem}
         self._dx_categories = self._category_targets(diagnosis_gem)
+        # Target system -> {ICD-9 code: ICD-10 code} of the reverse-GEM step.
+        self._reverse = {system: self._reverse_choices(table) for system, table in
+                         ((ICD10CM, reverse_diagnosis_gem), (ICD10PCS, reverse_procedure_gem))
+                         if table is not None and config.reverse_gem}
         self.map_code = lru_cache(maxsize=1 << 20)(self._map_code)
 
     @staticmethod
@@ -97,6 +118,21 @@ class Harmoniser:
             for length in range(len(_icd9_category(source)), len(source) + 1):
                 prefixes.setdefault(source[:length], set()).update(targets)
         return {prefix: frozenset(targets) for prefix, targets in prefixes.items()}
+
+    @staticmethod
+    def _reverse_choices(reverse: GemTable) -> dict[str, str]:
+        """ICD-9 code -> the ICD-10 code the reverse-GEM step gives it (rule in the module docstring)."""
+        named: dict[str, set[str]] = {}
+        for icd10, entries in reverse.entries.items():
+            for entry in entries:
+                if not entry.no_map:
+                    named.setdefault(entry.target, set()).add(icd10)
+        chosen = {}
+        for icd9, codes in named.items():
+            categories = Counter(code[:3] for code in codes)
+            category = min(categories, key=lambda c: (-categories[c], c))
+            chosen[icd9] = min(code for code in codes if code[:3] == category)
+        return chosen
 
     def _fallback(self, code: str) -> str | None:
         """The one ICD-10 category the mapped codes under `code`'s longest known prefix share."""
@@ -114,6 +150,7 @@ class Harmoniser:
             "config": asdict(self.config),
             "diagnosis_gem": self.diagnosis_gem.sha256,
             "procedure_gem": self.procedure_gem.sha256 if self.procedure_gem else None,
+            **{name: table.sha256 if table else None for name, table in self.reverse_gems.items()},
         }
         return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
 
@@ -125,9 +162,9 @@ class Harmoniser:
             "config": asdict(self.config),
             "diagnosis_gem": {"origin": self.diagnosis_gem.origin, "sha256": self.diagnosis_gem.sha256,
                               "source_codes": len(self.diagnosis_gem)},
-            "procedure_gem": None if self.procedure_gem is None else {
-                "origin": self.procedure_gem.origin, "sha256": self.procedure_gem.sha256,
-                "source_codes": len(self.procedure_gem)},
+            **{name: None if table is None else {"origin": table.origin, "sha256": table.sha256,
+                                                 "source_codes": len(table)}
+               for name, table in (("procedure_gem", self.procedure_gem), *self.reverse_gems.items())},
         }
 
     def _map_code(self, system: str, raw_code: str) -> Mapping:
@@ -159,6 +196,9 @@ class Harmoniser:
     def _through_gem(self, code: str, gem: GemTable, system: str, prefix: int, *, fallback: bool) -> Mapping:
         entries = [e for e in gem.entries.get(code, ()) if not e.no_map]
         if not entries:
+            named = self._reverse.get(system, {}).get(code)
+            if named is not None:
+                return Mapping("reverse_gem", ((system, _cut(named, prefix)),))
             if fallback and self.config.category_fallback:
                 category = self._fallback(code)
                 if category is not None:

@@ -7,16 +7,25 @@ from pathlib import Path
 
 import pytest
 
-TOOL = Path(__file__).resolve().parents[3] / "tools" / "preprocess_ehr.py"
+TOOLS = Path(__file__).resolve().parents[3] / "tools"
+
+
+def tool_main(name: str):
+    """`tools/<name>.py`'s `main(argv)`, loaded from its file (tools/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(f"{name}_tool", TOOLS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
 
 
 @pytest.fixture(scope="session")
 def preprocess_main():
-    """`tools/preprocess_ehr.py`'s `main(argv)`, loaded from its file (tools/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("preprocess_ehr_tool", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return tool_main("preprocess_ehr")
+
+
+@pytest.fixture(scope="session")
+def build_vocab_main():
+    return tool_main("build_vocab")
 
 
 @pytest.fixture(scope="session")
@@ -31,7 +40,7 @@ def shared_outputs(shared_data, preprocess_main, tmp_path_factory):
     for source, (input_dir, extra) in inputs.items():
         output = tmp_path_factory.mktemp(source) / "out"
         status = preprocess_main(
-            ["--source", source, "--input", str(input_dir), "--output-dir", str(output), "--keep-work", *extra]
+            ["--source", source, "--input", str(input_dir), "--output-dir", str(output), *extra]
         )
         assert status == 0
         outputs[source] = output

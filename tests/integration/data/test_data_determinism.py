@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import shutil
 import random
 
 import numpy as np
@@ -41,12 +42,17 @@ def run(preprocess_main, cohort, output, *extra):
 
 def output_bytes(output, *, with_manifest=True):
     files = sorted(p for p in output.rglob("*") if p.is_file() and (with_manifest or p.name != "manifest.json"))
-    return {str(p.relative_to(output)): p.read_bytes() for p in files if not p.relative_to(output).parts[0] == "shards"}
+    # shards/ and timelines/ follow the work layout (shard and bucket counts); the datasets must not.
+    return {str(p.relative_to(output)): p.read_bytes() for p in files
+            if p.relative_to(output).parts[0] not in ("shards", "timelines")}
 
 
 def test_same_input_same_bytes(preprocess_main, cohort, tmp_path):
     first = output_bytes(run(preprocess_main, cohort, tmp_path / "a"))
     second = output_bytes(run(preprocess_main, cohort, tmp_path / "b"))
+    kept = {run: {p.name: p.read_bytes() for p in (tmp_path / run / "timelines").iterdir()} for run in "ab"}
+    assert sorted(kept["a"]) == ["b00000.events.parquet", "b00000.patients.parquet"]
+    assert kept["a"] == kept["b"]
     assert sorted(first) == ["manifest.json", "test.bin", "test.idx", "test.visits.npy",
                              "tokenizer/term_counts.json", "tokenizer/tokenizer_config.json",
                              "tokenizer/tokenizer_metadata.json", "tokenizer/vocab.json", "train.bin", "train.idx",
@@ -97,3 +103,20 @@ def test_phases_refuse_changed_flags(preprocess_main, cohort, tmp_path, capsys):
     with pytest.raises(SystemExit):
         run(preprocess_main, cohort, tmp_path, "--phase", "build", "--min-count", "3")
     assert "staged with different flags" in capsys.readouterr().err
+
+
+def test_retokenizing_a_sharded_run_equals_a_direct_run(preprocess_main, cohort, tmp_path):
+    flags = ["--num-shards", "2", "--bucket-mb", "0.02", "--min-count", "2"]
+    first = run(preprocess_main, cohort, tmp_path / "first", *flags)
+    assert read_manifest(first)["num_buckets"] > 2
+    tokenizer = tmp_path / "frozen"
+    shutil.copytree(first / "tokenizer", tokenizer)
+    argv = ["--retokenize", str(first), "--tokenizer-dir", str(tokenizer), "--output-dir", str(tmp_path / "again"),
+            "--workers", "2"]
+    assert preprocess_main(argv) == 0
+    direct = run(preprocess_main, cohort, tmp_path / "direct", *flags, "--tokenizer-dir", str(tokenizer))
+    every_file = {str(p.relative_to(direct)) for p in direct.rglob("*") if p.is_file()}
+    assert {name.split("/")[0] for name in every_file} >= {"shards", "timelines", "tokenizer", "manifest.json"}
+    again = tmp_path / "again"
+    assert {str(p.relative_to(again)) for p in again.rglob("*") if p.is_file()} == every_file
+    assert all((again / name).read_bytes() == (direct / name).read_bytes() for name in sorted(every_file))

@@ -46,7 +46,8 @@ def test_manifest_records_inputs_rules_tokenizer_and_split(shared_outputs, sourc
     assert len(harmonisation["fingerprint"]) == 64
     assert (harmonisation["procedure_gem"] is not None) == (source == "mimic-iii")
     for system, coverage in harmonisation["coverage"].items():
-        assert set(coverage["events"]) <= {"exact", "approximate", "combination", "fallback", "unmapped", "malformed"}
+        assert set(coverage["events"]) <= {"exact", "approximate", "combination", "reverse_gem", "fallback", "unmapped",
+                                          "malformed"}
     assert manifest["tokenizer"]["name"] == "typed-codes"
     assert manifest["tokenizer"]["vocab_size"] == len(json.loads((output / "tokenizer" / "vocab.json").read_text()))
     assert manifest["split"]["seed"] == 1234
@@ -58,7 +59,7 @@ def test_datasets_open_with_megatron_and_decode_to_the_harmonised_timelines(shar
     output = shared_outputs[source]
     manifest = read_manifest(output)
     tokenizer = load_tokenizer(output / "tokenizer")
-    work = output / ".work" / "timelines"
+    work = output / "timelines"  # the built timelines every run keeps (for --retokenize)
     patients = pl.concat([pl.read_parquet(p) for p in sorted(work.glob("*.patients.parquet"))])
     events = pl.concat([pl.read_parquet(p) for p in sorted(work.glob("*.events.parquet"))])
     expected = {split: [] for split in SPLITS}

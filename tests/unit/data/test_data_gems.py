@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from sparseehr_mcore.data.harmonize.gems import load_cms_gems, load_package_diagnosis_gem, parse_cms_gem
+from sparseehr_mcore.data.harmonize.gems import (
+    GemTable,
+    load_cms_gems,
+    load_cms_reverse_gems,
+    load_package_diagnosis_gem,
+    load_package_reverse_diagnosis_gem,
+    parse_cms_gem,
+)
 from sparseehr_mcore.data.harmonize.rules import Harmoniser, HarmonizeConfig
 from sparseehr_mcore.data.timeline import CPT, ICD9CM, ICD9PCS, ICD10CM, ICD10PCS
 
@@ -12,6 +19,11 @@ from sparseehr_mcore.data.timeline import CPT, ICD9CM, ICD9PCS, ICD10CM, ICD10PC
 @pytest.fixture(scope="module")
 def cms_gems(shared_data):
     return load_cms_gems(shared_data / "cms-gems-2018")
+
+
+@pytest.fixture(scope="module")
+def cms_reverse_gems(shared_data):
+    return load_cms_reverse_gems(shared_data / "cms-gems-2018")
 
 
 def full_codes(diagnosis, procedure=None, **overrides) -> Harmoniser:
@@ -41,8 +53,8 @@ def test_no_map_code_is_never_given_its_no_map_target(cms_gems):
     strict = full_codes(diagnosis, category_fallback=False)
     assert strict.map_code(ICD9CM, "36570").outcome == "unmapped"
     assert strict.map_code(ICD9CM, "36570").targets == ()
-    # With the fallback, a no-map code may land on an ICD-10 category, never on a full no-map target.
-    fallback = full_codes(diagnosis).map_code(ICD9CM, "36570")
+    # With the category fallback, a no-map code may land on an ICD-10 category, never on a full no-map target.
+    fallback = full_codes(diagnosis, reverse_gem=False).map_code(ICD9CM, "36570")
     assert fallback.outcome in ("fallback", "unmapped")
     assert all(len(code) == 3 for _, code in fallback.targets)
 
@@ -93,3 +105,61 @@ def test_cms_parser_reads_crlf_and_rejects_garbage():
 def test_bad_prefix_lengths_are_rejected():
     with pytest.raises(ValueError, match="icd10cm_prefix"):
         HarmonizeConfig(icd10cm_prefix=2)
+
+
+def reverse_step(diagnosis, reverse, **overrides) -> Harmoniser:
+    return Harmoniser(config=HarmonizeConfig(icd10cm_prefix=0, icd10pcs_prefix=0, **overrides),
+                      diagnosis_gem=diagnosis, procedure_gem=None, reverse_diagnosis_gem=reverse)
+
+
+def test_no_map_code_maps_through_the_reverse_gem_with_both_sources(cms_gems, cms_reverse_gems):
+    # E935.2 (adverse effect of other opiates) is "no map" forward; ten ICD-10 codes (T40.0X5A,
+    # T40.2X5A, ...) name it in the reverse GEM, all in category T40: the lowest is chosen.
+    for diagnosis, reverse in ((cms_gems[0], cms_reverse_gems[0]),
+                               (load_package_diagnosis_gem(), load_package_reverse_diagnosis_gem())):
+        assert all(entry.no_map for entry in diagnosis.entries["E9352"])
+        named = sorted(code for code, entries in reverse.entries.items()
+                       if any(e.target == "E9352" and not e.no_map for e in entries))
+        assert "T402X5A" in named and {code[:3] for code in named} == {"T40"}
+        mapping = reverse_step(diagnosis, reverse).map_code(ICD9CM, "E935.2")
+        assert mapping.outcome == "reverse_gem"
+        assert mapping.targets == ((ICD10CM, named[0]),) == ((ICD10CM, "T400X5A"),)
+        assert reverse_step(diagnosis, reverse, reverse_gem=False).map_code(ICD9CM, "E935.2").outcome == "unmapped"
+    # Cut to the canonical prefix like every other target.
+    default = Harmoniser(config=HarmonizeConfig(), diagnosis_gem=cms_gems[0], procedure_gem=None,
+                         reverse_diagnosis_gem=cms_reverse_gems[0])
+    assert default.map_code(ICD9CM, "E9352").targets == ((ICD10CM, "T400"),)
+
+
+def test_reverse_gem_rule_most_frequent_category_then_lowest_code():
+    forward = GemTable(parse_cms_gem("9990  NoDx    01000\n"), "test", "0")
+    reverse = GemTable(parse_cms_gem(
+        "A0110   9990   10000\n"  # category A01 once
+        "B0210   9990   10000\n"  # category B02 twice: the most frequent
+        "B0200   9990   10000\n"
+        "A0000   NoDx   01000\n"  # a reverse "no map" row names nothing
+    ), "test", "1")
+    assert reverse_step(forward, reverse).map_code(ICD9CM, "9990").targets == ((ICD10CM, "B0200"),)
+    tie = GemTable(parse_cms_gem("C0010   9990   10000\nA0110   9990   10000\n"), "test", "2")
+    assert reverse_step(forward, tie).map_code(ICD9CM, "9990").targets == ((ICD10CM, "A0110"),)
+
+
+def test_procedure_no_map_code_maps_through_the_reverse_procedure_gem(cms_gems, cms_reverse_gems):
+    diagnosis, procedure = cms_gems
+    assert all(entry.no_map for entry in procedure.entries["0040"])  # 00.40 procedure on single vessel
+    config = HarmonizeConfig(icd10pcs_prefix=0)
+    on = Harmoniser(config=config, diagnosis_gem=diagnosis, procedure_gem=procedure,
+                    reverse_diagnosis_gem=cms_reverse_gems[0], reverse_procedure_gem=cms_reverse_gems[1])
+    mapping = on.map_code(ICD9PCS, "0040")
+    assert mapping.outcome == "reverse_gem" and mapping.targets[0][0] == ICD10PCS
+    assert any(e.target == "0040" for e in cms_reverse_gems[1].entries[mapping.targets[0][1]])
+    assert full_codes(diagnosis, procedure).map_code(ICD9PCS, "0040").outcome == "unmapped"
+
+
+def test_fingerprint_records_the_reverse_gem_and_its_switch(cms_gems, cms_reverse_gems):
+    diagnosis = cms_gems[0]
+    with_reverse = reverse_step(diagnosis, cms_reverse_gems[0])
+    assert with_reverse.fingerprint != reverse_step(diagnosis, cms_reverse_gems[0], reverse_gem=False).fingerprint
+    assert with_reverse.fingerprint != reverse_step(diagnosis, None).fingerprint
+    assert with_reverse.fingerprint != reverse_step(diagnosis, load_package_reverse_diagnosis_gem()).fingerprint
+    assert with_reverse.describe()["reverse_diagnosis_gem"]["origin"] == "CMS:2018_I10gem.txt"
