@@ -9,11 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sparseehr_mcore.config.base import ConfigError
-
-
-def _check(problems: list[str], owner: str) -> None:
-    if problems:
-        raise ConfigError(f"{owner} is invalid:\n  - " + "\n  - ".join(problems))
+from sparseehr_mcore.config.base import raise_problems as _check
 
 
 @dataclass(kw_only=True)
@@ -155,6 +151,16 @@ class TrainConfig:
     def decay_iters(self) -> int:
         return self.lr_decay_iters or self.train_iters
 
+    def micro_batches_per_step(self, *, data_parallel_size: int) -> int:
+        """Gradient-accumulation micro-batches per optimizer step on each data-parallel rank."""
+        per_step = self.micro_batch_size * data_parallel_size
+        if self.global_batch_size % per_step:
+            raise ConfigError(
+                f"global_batch_size ({self.global_batch_size}) must be a multiple of micro_batch_size x "
+                f"data-parallel size ({self.micro_batch_size} x {data_parallel_size})"
+            )
+        return self.global_batch_size // per_step
+
 
 @dataclass(kw_only=True)
 class CheckpointConfig:
@@ -196,5 +202,4 @@ class LoggingConfig:
     }
 
     def __post_init__(self) -> None:
-        if self.log_interval < 1:
-            raise ConfigError("LoggingConfig is invalid:\n  - log_interval must be >= 1")
+        _check(["log_interval must be >= 1"] if self.log_interval < 1 else [], "LoggingConfig")

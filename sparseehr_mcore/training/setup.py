@@ -15,7 +15,6 @@ from megatron.core import parallel_state
 
 from sparseehr_mcore.config import ConfigError, ModelConfig
 from sparseehr_mcore.config.run import RunConfig
-from sparseehr_mcore.config.train import TrainConfig
 from sparseehr_mcore.distributed import ProcessPlace, initialize_distributed
 from sparseehr_mcore.model.builder import build_model
 from sparseehr_mcore.training.data import build_patient_datasets
@@ -48,17 +47,6 @@ def check_vocabulary(*, sources: DataSources, model: ModelConfig) -> None:
         )
 
 
-def micro_batches_per_step(*, train: TrainConfig, data_parallel_size: int) -> int:
-    """Gradient-accumulation micro-batches per optimizer step on each data-parallel rank."""
-    per_step = train.micro_batch_size * data_parallel_size
-    if train.global_batch_size % per_step:
-        raise ConfigError(
-            f"global_batch_size ({train.global_batch_size}) must be a multiple of micro_batch_size x data-parallel "
-            f"size ({train.micro_batch_size} x {data_parallel_size})"
-        )
-    return train.global_batch_size // per_step
-
-
 def _is_logging_rank(*, place: ProcessPlace, pipeline_size: int) -> bool:
     """One process reports: the first tensor-parallel rank of the first data-parallel replica on the
     last pipeline stage, where the losses are known."""
@@ -80,7 +68,7 @@ def build_run(run: RunConfig, *, log_fn: Callable[[str], None]) -> RunParts:
     place = initialize_distributed(run.parallel, model=run.model, seed=run.train.seed)
     sources = resolve_data_sources(run.data)
     check_vocabulary(sources=sources, model=run.model)
-    num_microbatches = micro_batches_per_step(train=run.train, data_parallel_size=place.dp_size)
+    num_microbatches = run.train.micro_batches_per_step(data_parallel_size=place.dp_size)
 
     logging_rank = _is_logging_rank(place=place, pipeline_size=run.parallel.pp)
     save_dir = Path(run.checkpoint.save_dir) if run.checkpoint.save_dir else None
