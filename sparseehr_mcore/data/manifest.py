@@ -90,6 +90,7 @@ def build_manifest(*, config, reader, tables, ledger, harmoniser, coverage, merg
             **{role: {"read": t["read"], "kept": t["kept"], "dropped": dict(sorted(t["dropped"].items()))}
                for role, t in totals.items()},
             "tables": ledger.to_dict()["tables"],
+            "empty_tables": ledger.empty_tables(),
             "events_merged_in_bundle": merged,
             "unknown_tokens": dict(sorted(unknown.items())),
             "patients_written": {split: patients[split] for split in SPLITS},

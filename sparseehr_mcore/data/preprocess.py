@@ -93,8 +93,30 @@ def stage(config: PreprocessConfig, *, pool=None) -> dict:
     config.work.mkdir(parents=True)
     tasks = [(config, plan["num_buckets"], i, table, part) for i, (table, part) in enumerate(parts)]
     map_ordered(stage_one, tasks, pool=pool, desc="stage", progress=config.progress)
+    _check_empty_tables(config, _stage_ledger(config.work, plan["stage_tasks"]), tables=tables)
     write_json_atomic(config.work / PLAN_FILE, plan)
     return plan
+
+
+def _stage_ledger(work: Path, stage_tasks: int) -> Ledger:
+    """The staging ledgers of every task, merged in file and part order (the first examples are a
+    file's first)."""
+    ledger = Ledger()
+    for index in range(stage_tasks):
+        ledger.merge(Ledger.from_dict(read_result(work, "stage", index)["ledger"]))
+    return ledger
+
+
+def _check_empty_tables(config: PreprocessConfig, ledger: Ledger, *, tables) -> None:
+    """With --strict, an input table with a header and no rows stops the run (without it, the
+    manifest lists it under `counts.empty_tables` and the command warns)."""
+    empty = ledger.empty_tables()
+    if config.strict and empty:
+        files = {table: Path(path).name for _, table, path in tables}
+        raise PreprocessError(
+            f"{config.input_dir}: empty input table(s) {', '.join(f'{t} ({files.get(t, t)})' for t in empty)}: "
+            "a header and no rows (--strict refuses them; without it they are recorded in the manifest)"
+        )
 
 
 def build(config: PreprocessConfig, *, shard: int | None = None, pool=None) -> None:
@@ -143,9 +165,8 @@ def finish(config: PreprocessConfig) -> dict:
     """Merge the bucket datasets, move outputs into place, write the manifest last."""
     plan = _plan(config)
     output, work = Path(config.output_dir), config.work
-    ledger = Ledger()
-    for index in range(plan["stage_tasks"]):  # in file and part order: the first examples are the file's first
-        ledger.merge(Ledger.from_dict(read_result(work, "stage", index)["ledger"]))
+    ledger = _stage_ledger(work, plan["stage_tasks"])
+    _check_empty_tables(config, ledger, tables=plan["tables"])  # --strict may be given to this phase alone
     built = [read_result(work, "build", b) for b in range(plan["num_buckets"])]
     written = [read_result(work, "tokenize", b) for b in range(plan["num_buckets"])]
     for result in built:
