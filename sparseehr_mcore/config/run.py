@@ -146,10 +146,10 @@ def resolve_run_config(
     if not problems and world_size is not None:
         dp_size = built["parallel"].data_parallel_size(world_size)
         attempt("train", lambda: built["train"].micro_batches_per_step(data_parallel_size=dp_size))
+    if len(problems) == 1:
+        raise ConfigError(f"{where or 'run config'}: {problems[0]}", problems=problems)
     if problems:
-        raise ConfigError(
-            f"{where or 'run config'}: {len(problems)} problem(s):\n  - " + "\n  - ".join(problems), problems=problems
-        )
+        raise ConfigError(f"{where or 'run config'}: {len(problems)} problems:\n  - " + "\n  - ".join(problems), problems=problems)
     return RunConfig(model=model, **built)
 
 

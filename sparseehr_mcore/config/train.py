@@ -7,6 +7,7 @@ Each field's help text lives in the class's `HELP` mapping, from which `examples
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sparseehr_mcore.config.base import ConfigError
 from sparseehr_mcore.config.base import raise_problems as _check
@@ -171,6 +172,7 @@ class CheckpointConfig:
     keep_last: int = 2
     load_dir: str | None = None
     load_optimizer: bool = True
+    overwrite: bool = False
 
     HELP = {
         "save_dir": "checkpoint directory of this run (also holds the resolved config and tensorboard logs)",
@@ -180,12 +182,18 @@ class CheckpointConfig:
         "load_dir": "resume from this checkpoint root or iter_* directory (default: save_dir when it holds one)",
         "load_optimizer": "restore optimizer, scheduler, RNG and data position (false: weights only, step 0; "
         "under bf16 the optimizer's fp32 main weights are taken from them)",
+        "overwrite": "start afresh: empty save_dir first, its own checkpoints included (false: resume from "
+        "save_dir's checkpoints, and refuse a save_dir holding files a run does not write)",
     }
 
     def __post_init__(self) -> None:
         problems = []
         if self.save_interval < 0 or self.keep_last < 0:
             problems.append("save_interval and keep_last must be >= 0")
+        if self.overwrite and self.save_dir and self.load_dir:
+            save, load = Path(self.save_dir).resolve(), Path(self.load_dir).resolve()
+            if save in (load, *load.parents):
+                problems.append(f"overwrite would delete load_dir ({self.load_dir}), which is inside save_dir ({self.save_dir})")
         _check(problems, "CheckpointConfig")
 
 

@@ -34,7 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="directory holding the source tables (CSV, CSV.gz or Parquet)")
     io.add_argument("--output-dir", required=True, type=Path,
                     help="where train/valid/test .bin/.idx, tokenizer/ and manifest.json (written last) go")
-    io.add_argument("--strict", action="store_true", help="stop at the first bad record, naming its file and row")
+    io.add_argument("--overwrite", action="store_true",
+                    help="replace the contents of an --output-dir holding files this tool did not write (default: "
+                    "refuse it; an earlier run's own outputs are always replaced)")
+    io.add_argument("--strict", action="store_true",
+                    help="stop at the first bad record, naming its file and row, and refuse an empty input table")
     io.add_argument("--keep-work", action="store_true", help="keep the intermediate OUT/.work directory (debugging)")
     tok = parser.add_argument_group("tokenizer")
     tok.add_argument("--tokenizer-dir", type=Path, default=None,
@@ -101,4 +105,5 @@ def config_from_args(args: argparse.Namespace) -> PreprocessConfig:
         extra_code_systems=tuple(s.strip() for s in args.extra_code_systems.split(",") if s.strip()),
         seed=args.seed, split_fractions=args.split, workers=args.workers, num_shards=args.num_shards,
         bucket_bytes=int(args.bucket_mb * (1 << 20)), part_bytes=int(args.part_mb * (1 << 20)), keep_work=args.keep_work, progress=args.progress,
+        overwrite=args.overwrite,
     )

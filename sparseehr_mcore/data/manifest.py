@@ -69,7 +69,7 @@ def build_manifest(*, config, reader, tables, ledger, harmoniser, coverage, merg
         visits.update(result["visits"])
     flags = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()
              if k not in ("input_dir", "output_dir", "workers", "part_bytes", "progress", "keep_work", "tokenizer_dir",
-                          "gem_dir")}
+                          "gem_dir", "overwrite")}
     flags["gem_source"] = "cms-files" if config.gem_dir is not None else "package"
     return {
         "schema_version": SCHEMA_VERSION,

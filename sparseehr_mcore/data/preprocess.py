@@ -23,7 +23,14 @@ from sparseehr_mcore.data.ledger import Ledger, PreprocessError
 from sparseehr_mcore.data.manifest import MANIFEST_FILE, build_manifest, write_json_atomic
 from sparseehr_mcore.data.partition import SPLITS
 from sparseehr_mcore.data.reading import FilePart, split_file
-from sparseehr_mcore.data.run_config import TOKENIZER_DIR, PreprocessConfig, input_tables, make_harmoniser, make_reader
+from sparseehr_mcore.data.run_config import (
+    TOKENIZER_DIR,
+    WORK_DIR,
+    PreprocessConfig,
+    input_tables,
+    make_harmoniser,
+    make_reader,
+)
 from sparseehr_mcore.data.tasks import (
     build_one,
     map_ordered,
@@ -34,6 +41,7 @@ from sparseehr_mcore.data.tasks import (
     worker_pool,
 )
 from sparseehr_mcore.data.visits import VISITS_SUFFIX, merge_visits, visits_path
+from sparseehr_mcore.outputs import OutputError, OutputKind, check_output_dir, clear_output_dir
 from sparseehr_mcore.tokenization.base import save_term_counts
 from sparseehr_mcore.tokenization.metadata import load_tokenizer, save_tokenizer
 from sparseehr_mcore.tokenization.registry import resolve
@@ -41,7 +49,12 @@ from sparseehr_mcore.tokenization.registry import resolve
 PHASES = ("all", "stage", "build", "vocab", "tokenize", "finish")
 PLAN_FILE = "plan.json"
 # Flags that may differ between the phases of one run (they do not change any output byte).
-RUN_LOCAL_FLAGS = ("workers", "progress", "keep_work", "strict", "part_bytes")
+RUN_LOCAL_FLAGS = ("workers", "progress", "keep_work", "strict", "part_bytes", "overwrite")
+# What a run writes into OUT; anything else there is refused unless --overwrite.
+PREPROCESS_OUTPUTS = OutputKind(flag="--output-dir", own=(
+    *(f"{split}{suffix}" for split in SPLITS for suffix in (".bin", ".idx", VISITS_SUFFIX)),
+    "shards", TOKENIZER_DIR, MANIFEST_FILE, f".{MANIFEST_FILE}.tmp-*", WORK_DIR,
+))  # fmt: skip
 
 
 def _flags(config: PreprocessConfig) -> dict:
@@ -70,6 +83,8 @@ def _buckets(plan: dict, shard: int | None) -> range:
 def stage(config: PreprocessConfig, *, pool=None) -> dict:
     """Clear stale outputs, plan the buckets and stream every input table into them."""
     output = Path(config.output_dir)
+    if config.overwrite:  # checked by run_preprocess: the folder may hold files of any origin
+        clear_output_dir(output)
     output.mkdir(parents=True, exist_ok=True)
     (output / MANIFEST_FILE).unlink(missing_ok=True)  # from now on the directory is "incomplete"
     shutil.rmtree(config.work, ignore_errors=True)
@@ -198,6 +213,10 @@ def run_preprocess(config: PreprocessConfig, *, phase: str = "all", shard: int |
     """
     if phase not in PHASES:
         raise PreprocessError(f"--phase {phase!r}: choose one of {', '.join(PHASES)}")
+    try:  # before any work; the later phases write into the folder their stage phase claimed
+        check_output_dir(config.output_dir, kind=PREPROCESS_OUTPUTS, overwrite=config.overwrite or phase not in ("all", "stage"))
+    except OutputError as err:
+        raise PreprocessError(str(err)) from None
     if phase in ("vocab", "finish"):
         return {"vocab": vocab, "finish": finish}[phase](config)
     pool = worker_pool(config.workers, config=config)

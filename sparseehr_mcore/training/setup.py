@@ -7,20 +7,34 @@ every rank, with what to change, before any training compute.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from megatron.core import parallel_state
 
+from sparseehr_mcore.checkpointing.layout import LATEST_FILE
 from sparseehr_mcore.config import ConfigError, ModelConfig
 from sparseehr_mcore.config.run import RunConfig
 from sparseehr_mcore.distributed import ProcessPlace, initialize_distributed
 from sparseehr_mcore.model.builder import build_model
+from sparseehr_mcore.outputs import OutputError, OutputKind, check_output_dir, clear_output_dir
 from sparseehr_mcore.training.data import build_patient_datasets
 from sparseehr_mcore.training.inputs import DataSources, resolve_data_sources
 from sparseehr_mcore.training.metrics import RunLogger
 from sparseehr_mcore.training.stack import TrainingStack, build_training_stack, resolve_precision
+
+
+RUN_CONFIG_FILE = "run_config.yaml"
+METRICS_FILE = "metrics.jsonl"
+# What a run writes into its save dir (its checkpoints, interrupted saves included, and its logs):
+# never foreign, so a run resumes there; anything else is refused unless checkpoint.overwrite.
+RUN_OUTPUTS = OutputKind(
+    flag="checkpoint.save_dir",
+    own=("iter_*", LATEST_FILE, f"{Path(LATEST_FILE).stem}.tmp", RUN_CONFIG_FILE, METRICS_FILE, "tensorboard"),
+    overwrite_flag="--checkpoint.overwrite true",
+)
 
 
 @dataclass(kw_only=True)
@@ -47,6 +61,23 @@ def check_vocabulary(*, sources: DataSources, model: ModelConfig) -> None:
         )
 
 
+def claim_save_dir(save_dir: Path, *, overwrite: bool) -> None:
+    """Before the process group exists: refuse a save dir that cannot be written or holds files no
+    run writes (unless `overwrite`); with `overwrite`, empty it.
+
+    Every rank reaches the same verdict from what it reads, so all stop together; only global rank
+    0 (torchrun's RANK) probes and empties the folder, before it joins the process group, so no
+    rank can see the folder half emptied.
+    """
+    rank = int(os.environ.get("RANK", "0"))
+    try:
+        check_output_dir(save_dir, kind=RUN_OUTPUTS, overwrite=overwrite, probe=rank == 0)
+    except OutputError as err:
+        raise ConfigError(str(err)) from None
+    if overwrite and rank == 0:
+        clear_output_dir(save_dir)
+
+
 def _is_logging_rank(*, place: ProcessPlace, pipeline_size: int) -> bool:
     """One process reports: the first tensor-parallel rank of the first data-parallel replica on the
     last pipeline stage, where the losses are known."""
@@ -65,6 +96,8 @@ def build_run(run: RunConfig, *, log_fn: Callable[[str], None]) -> RunParts:
         run: the resolved run config.
         log_fn: where the logging rank's progress lines go.
     """
+    if run.checkpoint.save_dir:
+        claim_save_dir(Path(run.checkpoint.save_dir), overwrite=run.checkpoint.overwrite)
     place = initialize_distributed(run.parallel, model=run.model, seed=run.train.seed)
     sources = resolve_data_sources(run.data)
     check_vocabulary(sources=sources, model=run.model)
@@ -73,11 +106,11 @@ def build_run(run: RunConfig, *, log_fn: Callable[[str], None]) -> RunParts:
     logging_rank = _is_logging_rank(place=place, pipeline_size=run.parallel.pp)
     save_dir = Path(run.checkpoint.save_dir) if run.checkpoint.save_dir else None
     tensorboard_dir = run.logging.tensorboard_dir or (save_dir / "tensorboard" if save_dir else None)
-    metrics_file = save_dir / "metrics.jsonl" if save_dir else None
+    metrics_file = save_dir / METRICS_FILE if save_dir else None
     logger = RunLogger(tensorboard_dir, metrics_file=metrics_file, enabled=logging_rank)
     if save_dir and place.rank == 0:
         save_dir.mkdir(parents=True, exist_ok=True)
-        run.to_yaml(save_dir / "run_config.yaml")
+        run.to_yaml(save_dir / RUN_CONFIG_FILE)
 
     precision = resolve_precision(run.train.precision)
     gpt_model = build_model(

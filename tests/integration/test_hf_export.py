@@ -144,9 +144,34 @@ def test_bad_inputs_fail_with_a_message(exported, tmp_path, capsys):
     (foreign / "config.json").write_text(json.dumps({"model_type": "llama"}))
     assert convert(["--to", "mcore", "--input", str(foreign), "--output", str(tmp_path / "y")]) == 2
     assert "model_type 'llama'" in capsys.readouterr().err
-    # Not empty output.
-    assert convert(["--to", "hf", "--input", str(checkpoint), "--output", str(hf_dir)]) == 2
-    assert "not empty" in capsys.readouterr().err
+
+
+def test_output_folders_are_checked_before_any_work(exported, tmp_path, capsys):
+    """Issue 13, item 3: unwritable or foreign output folders are refused in one line; --overwrite
+    and reruns replace the folder whole (the same bytes as a fresh export, nothing stale)."""
+    checkpoint, hf_dir = exported.checkpoint, exported.hf_dir
+
+    def refused(*argv: str) -> str:
+        assert convert(list(argv)) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1, err
+        return err
+
+    (tmp_path / "file").write_text("in the way")
+    for direction, source in (("hf", checkpoint), ("mcore", hf_dir)):
+        assert "cannot create it" in refused("--to", direction, "--input", str(source), "--output", str(tmp_path / "file" / "out"))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("not the tool's")
+    for direction, source in (("hf", checkpoint), ("mcore", hf_dir)):
+        assert "did not write (notes.txt)" in refused("--to", direction, "--input", str(source), "--output", str(out))
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    assert convert(["--to", "hf", "--input", str(checkpoint), "--output", str(out), "--overwrite"]) == 0
+    assert folder_bytes(out) == folder_bytes(hf_dir)
+    (out / "model-00002-of-00002.safetensors").write_bytes(b"a stale shard of an earlier export")
+    assert convert(["--to", "hf", "--input", str(checkpoint), "--output", str(out)]) == 0  # its own: replaced
+    assert folder_bytes(out) == folder_bytes(hf_dir)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "out"]  # no staging folder left
 
 
 def test_bad_weights_fail_with_the_key_names(exported, tmp_path, capsys):

@@ -90,7 +90,7 @@ def test_problems_of_every_section_and_the_layout_are_listed_at_once():
     ]
     for pattern in expected:
         assert re.search(pattern, message), (pattern, message)
-    assert message.startswith(f"run.yaml: {len(caught.value.problems)} problem(s):")
+    assert message.startswith(f"run.yaml: {len(caught.value.problems)} problems:")
     assert len(caught.value.problems) == len(expected)
 
 
