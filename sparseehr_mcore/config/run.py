@@ -118,8 +118,10 @@ def resolve_run_config(
             sections["model"]["vocab_size"] = text
             continue
         cls = SECTIONS[section]
+        # In a tuple, since None is a value a flag may give; an unreadable flag is reported and its
+        # section checked without it.
         parsed = attempt(section, lambda: (parse_value(text, field_type(cls, name), where=f"--{key}"),))
-        if parsed is not None:  # an unreadable flag is reported; its section is checked without it
+        if parsed is not None:
             sections[section][name] = parsed[0]
     model_values = sections.pop("model")
     built = {
