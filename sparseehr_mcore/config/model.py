@@ -16,10 +16,10 @@ from typing import Any
 from sparseehr_mcore.config.base import (
     ConfigError,
     config_from_dict,
-    raise_problems,
     config_to_dict,
     dump_yaml,
     load_yaml,
+    raise_problems,
 )
 
 AUX_LOSS_TYPES = ("aux_loss", "seq_aux_loss", "global_aux_loss", "none")

@@ -9,8 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sparseehr_mcore.config.base import ConfigError
-from sparseehr_mcore.config.base import raise_problems as _check
+from sparseehr_mcore.config.base import ConfigError, raise_problems
 
 
 @dataclass(kw_only=True)
@@ -77,7 +76,7 @@ class DataConfig:
                 problems.append(f"{weights_name}: blend weights must be positive numbers, got {weights}")
         if self.num_workers < 0:
             problems.append("num_workers must be >= 0")
-        _check(problems, "DataConfig")
+        raise_problems(problems, "DataConfig")
 
 
 @dataclass(kw_only=True)
@@ -146,7 +145,7 @@ class TrainConfig:
             )
         if self.precision not in ("auto", "fp32", "bf16", "fp8"):
             problems.append(f"precision must be auto, fp32, bf16 or fp8; got {self.precision!r}")
-        _check(problems, "TrainConfig")
+        raise_problems(problems, "TrainConfig")
 
     @property
     def decay_iters(self) -> int:
@@ -194,7 +193,7 @@ class CheckpointConfig:
             save, load = Path(self.save_dir).resolve(), Path(self.load_dir).resolve()
             if save in (load, *load.parents):
                 problems.append(f"overwrite would delete load_dir ({self.load_dir}), which is inside save_dir ({self.save_dir})")
-        _check(problems, "CheckpointConfig")
+        raise_problems(problems, "CheckpointConfig")
 
 
 @dataclass(kw_only=True)
@@ -210,4 +209,4 @@ class LoggingConfig:
     }
 
     def __post_init__(self) -> None:
-        _check(["log_interval must be >= 1"] if self.log_interval < 1 else [], "LoggingConfig")
+        raise_problems(["log_interval must be >= 1"] if self.log_interval < 1 else [], "LoggingConfig")
