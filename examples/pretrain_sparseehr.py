@@ -36,7 +36,13 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         values = load_run_values(config_path)
-        run = resolve_run_config(values, args, tokenizer_vocab_size=tokenizer_vocab_size, where=config_path or "command line")
+        run = resolve_run_config(
+            values,
+            args,
+            tokenizer_vocab_size=tokenizer_vocab_size,
+            world_size=int(os.environ.get("WORLD_SIZE", "1")),  # torchrun's; a plain python run is one process
+            where=config_path or "command line",
+        )
         pretrain(run)
     except (ConfigError, FileNotFoundError) as err:
         # Every rank runs the same checks on the same inputs and meets the same problem: one

@@ -21,7 +21,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--to", choices=["hf", "mcore"], required=True, help="target format: hf (Hugging Face) or mcore")
     add("--input", required=True, type=Path,
         help="--to hf: checkpoint (run root or iter_* dir); --to mcore: Hugging Face folder")
-    add("--output", required=True, type=Path, help="folder to create; must be absent or empty")
+    add("--output", required=True, type=Path,
+        help="folder to write: absent, or an earlier output of the same direction (replaced once the new one is "
+        "complete); checked before any work")
+    add("--overwrite", action="store_true",
+        help="replace an --output folder holding files this tool did not write (default: refuse it)")
     add("--tokenizer", type=Path, default=None,
         help="--to hf: saved SparseEHR tokenizer folder (default: the checkpoint's tokenizer/)")
     add("--no-tokenizer", action="store_true", help="--to hf: export weights without a tokenizer when none is found")
@@ -45,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     from sparseehr_mcore.export.hf_qwen2_moe import ExportOptions, export_to_hf, import_from_hf
     from sparseehr_mcore.export.kinds import ConversionError
     from sparseehr_mcore.export.safetensors_io import DEFAULT_SHARD_BYTES
+    from sparseehr_mcore.outputs import OutputError
 
     try:
         if not args.input.exists():
@@ -57,11 +62,13 @@ def main(argv: list[str] | None = None) -> int:
                 data_description=args.data_description,
                 metrics=metrics,
                 max_shard_bytes=int(args.max_shard_gb * 1024**3) if args.max_shard_gb else DEFAULT_SHARD_BYTES,
+                overwrite=args.overwrite,
             )
             export_to_hf(args.input, args.output, options=options)
         else:
-            import_from_hf(args.input, args.output, shared_expert_gate=args.shared_expert_gate, iteration=args.iteration)
-    except (ConversionError, ConfigError, FileNotFoundError, json.JSONDecodeError) as error:
+            import_from_hf(args.input, args.output, shared_expert_gate=args.shared_expert_gate, iteration=args.iteration,
+                           overwrite=args.overwrite)
+    except (ConversionError, ConfigError, FileNotFoundError, OutputError, json.JSONDecodeError) as error:
         print(f"convert_checkpoint: error: {error}", file=sys.stderr)
         return 2
     print(f"wrote {args.output}")

@@ -30,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"phase {args.phase} done" + (f" (shard {args.shard_index})" if args.shard_index is not None else ""))
         return 0
     counts = manifest["counts"]
+    if counts["empty_tables"]:
+        print(f"preprocess_ehr.py: warning: empty input table(s) {', '.join(counts['empty_tables'])} (a header and "
+              "no rows): listed in the manifest under counts.empty_tables; --strict refuses them", file=sys.stderr)
     print(
         f"{manifest['source']}: patients {counts['patients']['kept']}/{counts['patients']['read']}, "
         f"events {counts['events']['kept']}/{counts['events']['read']} kept, "

@@ -14,7 +14,21 @@ T = TypeVar("T")
 
 
 class ConfigError(ValueError):
-    """A configuration that cannot work, with a message that says what to change."""
+    """A configuration that cannot work, with a message that says what to change.
+
+    `problems` holds each problem on its own (the message alone when not given), so that a caller
+    checking several sections can list every problem of every section in one message.
+    """
+
+    def __init__(self, message: str, *, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = list(problems) if problems else [message]
+
+
+def raise_problems(problems: list[str], owner: str) -> None:
+    """Raise one ConfigError listing `problems` of `owner` (a config class), if there are any."""
+    if problems:
+        raise ConfigError(f"{owner} is invalid:\n  - " + "\n  - ".join(problems), problems=problems)
 
 
 def config_from_dict(cls: type[T], values: dict[str, Any], *, where: str = "") -> T:

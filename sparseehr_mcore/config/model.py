@@ -9,7 +9,7 @@ disagree).
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import InitVar, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from sparseehr_mcore.config.base import (
     config_to_dict,
     dump_yaml,
     load_yaml,
+    raise_problems,
 )
 
 AUX_LOSS_TYPES = ("aux_loss", "seq_aux_loss", "global_aux_loss", "none")
@@ -72,6 +73,9 @@ class ModelConfig:
     tie_embeddings: bool = True
     # Backend: "te" needs Transformer Engine and CUDA; "auto" picks te where both exist, else local.
     transformer_impl: str = "auto"
+    # False builds the config without raising, for a caller that collects every problem of a run
+    # (config.run) and still checks the layout against it; such a config must never be built into a model.
+    check: InitVar[bool] = True
 
     HELP = {
         "name": "a label for this architecture (a preset sets its own name)",
@@ -107,10 +111,9 @@ class ModelConfig:
         "transformer_impl": "auto (TE where TE and CUDA exist), te, or local",
     }
 
-    def __post_init__(self) -> None:
-        problems = self.problems()
-        if problems:
-            raise ConfigError(f"ModelConfig {self.name!r} is invalid:\n  - " + "\n  - ".join(problems))
+    def __post_init__(self, check: bool) -> None:
+        if check:
+            raise_problems(self.problems(), f"ModelConfig {self.name!r}")
 
     # ------------------------------------------------------------------ derived quantities
     @property
@@ -138,8 +141,8 @@ class ModelConfig:
         return -(-self.vocab_size // multiple) * multiple
 
     # ------------------------------------------------------------------ validation
-    def problems(self) -> list[str]:
-        """Every inconsistency in this config, each phrased as what to change."""
+    def size_problems(self) -> list[str]:
+        """The sizes that are not positive integers (every other check divides by them)."""
         out: list[str] = []
         positive = (
             "num_layers",
@@ -154,7 +157,12 @@ class ModelConfig:
         for key in positive:
             if not isinstance(getattr(self, key), int) or getattr(self, key) <= 0:
                 out.append(f"{key} must be a positive integer, got {getattr(self, key)!r}")
-        if out:
+        return out
+
+    def problems(self) -> list[str]:
+        """Every inconsistency in this config, each phrased as what to change."""
+        out = self.size_problems()
+        if out:  # the checks below divide by these sizes
             return out
         if not 0 <= self.dense_prefix_layers <= self.num_layers:
             out.append(

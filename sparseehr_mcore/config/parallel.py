@@ -110,7 +110,7 @@ class ParallelConfig:
         """Raise ConfigError listing every problem of this layout (for `model`, on `world_size`)."""
         problems = self.problems(model, world_size)
         if problems:
-            raise ConfigError("parallel layout does not fit the model:\n  - " + "\n  - ".join(problems))
+            raise ConfigError("parallel layout does not fit the model:\n  - " + "\n  - ".join(problems), problems=problems)
 
     def to_dict(self) -> dict[str, Any]:
         return config_to_dict(self)

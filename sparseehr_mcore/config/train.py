@@ -7,13 +7,9 @@ Each field's help text lives in the class's `HELP` mapping, from which `examples
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from sparseehr_mcore.config.base import ConfigError
-
-
-def _check(problems: list[str], owner: str) -> None:
-    if problems:
-        raise ConfigError(f"{owner} is invalid:\n  - " + "\n  - ".join(problems))
+from sparseehr_mcore.config.base import ConfigError, raise_problems
 
 
 @dataclass(kw_only=True)
@@ -80,7 +76,7 @@ class DataConfig:
                 problems.append(f"{weights_name}: blend weights must be positive numbers, got {weights}")
         if self.num_workers < 0:
             problems.append("num_workers must be >= 0")
-        _check(problems, "DataConfig")
+        raise_problems(problems, "DataConfig")
 
 
 @dataclass(kw_only=True)
@@ -149,11 +145,21 @@ class TrainConfig:
             )
         if self.precision not in ("auto", "fp32", "bf16", "fp8"):
             problems.append(f"precision must be auto, fp32, bf16 or fp8; got {self.precision!r}")
-        _check(problems, "TrainConfig")
+        raise_problems(problems, "TrainConfig")
 
     @property
     def decay_iters(self) -> int:
         return self.lr_decay_iters or self.train_iters
+
+    def micro_batches_per_step(self, *, data_parallel_size: int) -> int:
+        """Gradient-accumulation micro-batches per optimizer step on each data-parallel rank."""
+        per_step = self.micro_batch_size * data_parallel_size
+        if self.global_batch_size % per_step:
+            raise ConfigError(
+                f"global_batch_size ({self.global_batch_size}) must be a multiple of micro_batch_size x "
+                f"data-parallel size ({self.micro_batch_size} x {data_parallel_size})"
+            )
+        return self.global_batch_size // per_step
 
 
 @dataclass(kw_only=True)
@@ -165,6 +171,7 @@ class CheckpointConfig:
     keep_last: int = 2
     load_dir: str | None = None
     load_optimizer: bool = True
+    overwrite: bool = False
 
     HELP = {
         "save_dir": "checkpoint directory of this run (also holds the resolved config and tensorboard logs)",
@@ -174,13 +181,19 @@ class CheckpointConfig:
         "load_dir": "resume from this checkpoint root or iter_* directory (default: save_dir when it holds one)",
         "load_optimizer": "restore optimizer, scheduler, RNG and data position (false: weights only, step 0; "
         "under bf16 the optimizer's fp32 main weights are taken from them)",
+        "overwrite": "start afresh: empty save_dir first, its own checkpoints included (false: resume from "
+        "save_dir's checkpoints, and refuse a save_dir holding files a run does not write)",
     }
 
     def __post_init__(self) -> None:
         problems = []
         if self.save_interval < 0 or self.keep_last < 0:
             problems.append("save_interval and keep_last must be >= 0")
-        _check(problems, "CheckpointConfig")
+        if self.overwrite and self.save_dir and self.load_dir:
+            save, load = Path(self.save_dir).resolve(), Path(self.load_dir).resolve()
+            if save in (load, *load.parents):
+                problems.append(f"overwrite would delete load_dir ({self.load_dir}), which is inside save_dir ({self.save_dir})")
+        raise_problems(problems, "CheckpointConfig")
 
 
 @dataclass(kw_only=True)
@@ -196,5 +209,4 @@ class LoggingConfig:
     }
 
     def __post_init__(self) -> None:
-        if self.log_interval < 1:
-            raise ConfigError("LoggingConfig is invalid:\n  - log_interval must be >= 1")
+        raise_problems(["log_interval must be >= 1"] if self.log_interval < 1 else [], "LoggingConfig")

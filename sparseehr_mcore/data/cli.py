@@ -34,7 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--input", type=Path, help="directory holding the source tables (CSV, CSV.gz or Parquet; required)")
     io.add_argument("--output-dir", required=True, type=Path,
                     help="where train/valid/test .bin/.idx, tokenizer/ and manifest.json (written last) go")
-    io.add_argument("--strict", action="store_true", help="stop at the first bad record, naming its file and row")
+    io.add_argument("--overwrite", action="store_true",
+                    help="replace the contents of an --output-dir holding files this tool did not write (default: "
+                    "refuse it; an earlier run's own outputs are always replaced)")
+    io.add_argument("--strict", action="store_true",
+                    help="stop at the first bad record, naming its file and row, and refuse an empty input table")
     io.add_argument("--keep-work", action="store_true", help="keep the intermediate OUT/.work directory (debugging)")
     io.add_argument("--retokenize", type=Path, default=None, metavar="DIR",
                     help="instead of --source/--input: encode the timelines a finished run kept in DIR/timelines "
@@ -99,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Flags a re-tokenizing run may set; every other one comes from the preprocessed directory.
-RETOKENIZE_FLAGS = ("retokenize", "tokenizer_dir", "output_dir", "workers", "keep_work", "progress")
+RETOKENIZE_FLAGS = ("retokenize", "tokenizer_dir", "output_dir", "workers", "keep_work", "progress", "overwrite")
 
 
 def check_mode(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -120,7 +124,7 @@ def check_mode(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
 def retokenize_config_from_args(args: argparse.Namespace) -> RetokenizeConfig:
     return RetokenizeConfig(preprocessed_dir=args.retokenize, tokenizer_dir=args.tokenizer_dir,
                             output_dir=args.output_dir, workers=args.workers, keep_work=args.keep_work,
-                            progress=args.progress)
+                            progress=args.progress, overwrite=args.overwrite)
 
 
 def config_from_args(args: argparse.Namespace) -> PreprocessConfig:
@@ -134,4 +138,5 @@ def config_from_args(args: argparse.Namespace) -> PreprocessConfig:
         extra_code_systems=tuple(s.strip() for s in args.extra_code_systems.split(",") if s.strip()),
         seed=args.seed, split_fractions=args.split, workers=args.workers, num_shards=args.num_shards,
         bucket_bytes=int(args.bucket_mb * (1 << 20)), part_bytes=int(args.part_mb * (1 << 20)), keep_work=args.keep_work, progress=args.progress,
+        overwrite=args.overwrite,
     )

@@ -148,6 +148,10 @@ class Ledger:
             ledger.examples[reason] = list(examples)
         return ledger
 
+    def empty_tables(self) -> list[str]:
+        """The tables that were read and held no data row (a header alone), sorted."""
+        return sorted(name for name, count in self.tables.items() if count.read == 0)
+
     def check_balanced(self) -> None:
         """Raise if any table's read count differs from kept + dropped (a pipeline bug)."""
         for name, count in self.tables.items():

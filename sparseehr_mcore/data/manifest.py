@@ -63,7 +63,7 @@ def build_manifest(*, config, reader, tables, ledger, harmoniser, coverage, merg
         by_system.setdefault(system, {"events": {}, "codes": {}})[unit][outcome] = count
     flags = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()
              if k not in ("input_dir", "output_dir", "workers", "part_bytes", "progress", "keep_work", "tokenizer_dir",
-                          "gem_dir")}
+                          "gem_dir", "overwrite")}
     flags["gem_source"] = "cms-files" if config.gem_dir is not None else "package"
     manifest = {
         "schema_version": SCHEMA_VERSION,
@@ -78,6 +78,7 @@ def build_manifest(*, config, reader, tables, ledger, harmoniser, coverage, merg
             **{role: {"read": t["read"], "kept": t["kept"], "dropped": dict(sorted(t["dropped"].items()))}
                for role, t in totals.items()},
             "tables": ledger.to_dict()["tables"],
+            "empty_tables": ledger.empty_tables(),
             "events_merged_in_bundle": merged,
         },
         "split": {"seed": config.seed, "fractions": list(config.split_fractions),

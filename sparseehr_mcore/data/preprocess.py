@@ -26,6 +26,7 @@ from sparseehr_mcore.data.reading import FilePart, split_file
 from sparseehr_mcore.data.run_config import (
     TIMELINES_DIR,
     TOKENIZER_DIR,
+    WORK_DIR,
     PreprocessConfig,
     input_tables,
     make_harmoniser,
@@ -41,6 +42,7 @@ from sparseehr_mcore.data.tasks import (
     worker_pool,
 )
 from sparseehr_mcore.data.visits import VISITS_SUFFIX, merge_visits, visits_path
+from sparseehr_mcore.outputs import OutputError, OutputKind, check_output_dir, clear_output_dir
 from sparseehr_mcore.tokenization.base import save_term_counts
 from sparseehr_mcore.tokenization.metadata import load_tokenizer, save_tokenizer
 from sparseehr_mcore.tokenization.registry import resolve
@@ -48,7 +50,12 @@ from sparseehr_mcore.tokenization.registry import resolve
 PHASES = ("all", "stage", "build", "vocab", "tokenize", "finish")
 PLAN_FILE = "plan.json"
 # Flags that may differ between the phases of one run (they do not change any output byte).
-RUN_LOCAL_FLAGS = ("workers", "progress", "keep_work", "strict", "part_bytes")
+RUN_LOCAL_FLAGS = ("workers", "progress", "keep_work", "strict", "part_bytes", "overwrite")
+# What a run writes into OUT; anything else there is refused unless --overwrite.
+PREPROCESS_OUTPUTS = OutputKind(flag="--output-dir", own=(
+    *(f"{split}{suffix}" for split in SPLITS for suffix in (".bin", ".idx", VISITS_SUFFIX)),
+    "shards", TOKENIZER_DIR, TIMELINES_DIR, MANIFEST_FILE, f".{MANIFEST_FILE}.tmp-*", WORK_DIR,
+))  # fmt: skip
 
 
 def _flags(config: PreprocessConfig) -> dict:
@@ -90,7 +97,10 @@ def clear_outputs(output: Path, work: Path) -> None:
 
 def stage(config: PreprocessConfig, *, pool=None) -> dict:
     """Clear stale outputs, plan the buckets and stream every input table into them."""
-    clear_outputs(Path(config.output_dir), config.work)
+    output = Path(config.output_dir)
+    if config.overwrite:  # checked by run_preprocess: the folder may hold files of any origin
+        clear_output_dir(output)
+    clear_outputs(output, config.work)
     tables = input_tables(config, make_reader(config))
     make_harmoniser(config)  # fail now, not in every worker, if the GEMs are missing
     total_bytes = sum(path.stat().st_size for _, _, path in tables)
@@ -105,8 +115,30 @@ def stage(config: PreprocessConfig, *, pool=None) -> dict:
     config.work.mkdir(parents=True)
     tasks = [(config, plan["num_buckets"], i, table, part) for i, (table, part) in enumerate(parts)]
     map_ordered(stage_one, tasks, pool=pool, desc="stage", progress=config.progress)
+    _check_empty_tables(config, _stage_ledger(config.work, plan["stage_tasks"]), tables=tables)
     write_json_atomic(config.work / PLAN_FILE, plan)
     return plan
+
+
+def _stage_ledger(work: Path, stage_tasks: int) -> Ledger:
+    """The staging ledgers of every task, merged in file and part order (the first examples are a
+    file's first)."""
+    ledger = Ledger()
+    for index in range(stage_tasks):
+        ledger.merge(Ledger.from_dict(read_result(work, "stage", index)["ledger"]))
+    return ledger
+
+
+def _check_empty_tables(config: PreprocessConfig, ledger: Ledger, *, tables) -> None:
+    """With --strict, an input table with a header and no rows stops the run (without it, the
+    manifest lists it under `counts.empty_tables` and the command warns)."""
+    empty = ledger.empty_tables()
+    if config.strict and empty:
+        files = {table: Path(path).name for _, table, path in tables}
+        raise PreprocessError(
+            f"{config.input_dir}: empty input table(s) {', '.join(f'{t} ({files.get(t, t)})' for t in empty)}: "
+            "a header and no rows (--strict refuses them; without it they are recorded in the manifest)"
+        )
 
 
 def build(config: PreprocessConfig, *, shard: int | None = None, pool=None) -> None:
@@ -167,9 +199,8 @@ def finish(config: PreprocessConfig) -> dict:
     """Merge the bucket datasets, move outputs into place, write the manifest last."""
     plan = _plan(config)
     output, work = Path(config.output_dir), config.work
-    ledger = Ledger()
-    for index in range(plan["stage_tasks"]):  # in file and part order: the first examples are the file's first
-        ledger.merge(Ledger.from_dict(read_result(work, "stage", index)["ledger"]))
+    ledger = _stage_ledger(work, plan["stage_tasks"])
+    _check_empty_tables(config, ledger, tables=plan["tables"])  # --strict may be given to this phase alone
     built = [read_result(work, "build", b) for b in range(plan["num_buckets"])]
     written = [read_result(work, "tokenize", b) for b in range(plan["num_buckets"])]
     for result in built:
@@ -202,6 +233,10 @@ def run_preprocess(config: PreprocessConfig, *, phase: str = "all", shard: int |
     """
     if phase not in PHASES:
         raise PreprocessError(f"--phase {phase!r}: choose one of {', '.join(PHASES)}")
+    try:  # before any work; the later phases write into the folder their stage phase claimed
+        check_output_dir(config.output_dir, kind=PREPROCESS_OUTPUTS, overwrite=config.overwrite or phase not in ("all", "stage"))
+    except OutputError as err:
+        raise PreprocessError(str(err)) from None
     if phase in ("vocab", "finish"):
         return {"vocab": vocab, "finish": finish}[phase](config)
     pool = worker_pool(config.workers, config=config)

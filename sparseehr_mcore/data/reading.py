@@ -167,6 +167,7 @@ def iter_table(
     absent = [name for name in optional if name not in spelled]
     columns = list(spelled)
     ledger.files[table] = str(path)
+    ledger.read(table, 0)  # a table with a header and no rows is still counted: as empty
     if _is_parquet(path):
         decoded = _parquet_frames(path, spelled)
     else:

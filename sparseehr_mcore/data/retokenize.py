@@ -17,10 +17,11 @@ from pathlib import Path
 
 from sparseehr_mcore.data.ledger import PreprocessError
 from sparseehr_mcore.data.manifest import MANIFEST_FILE, read_manifest, record_tokenized, write_json_atomic
-from sparseehr_mcore.data.preprocess import clear_outputs, copy_frozen_tokenizer, merge_outputs
+from sparseehr_mcore.data.preprocess import PREPROCESS_OUTPUTS, clear_outputs, copy_frozen_tokenizer, merge_outputs
 from sparseehr_mcore.data.run_config import TIMELINES_DIR, TOKENIZER_DIR, WORK_DIR
 from sparseehr_mcore.data.tasks import map_ordered, read_result, timeline_paths, tokenize_one, worker_pool
 from sparseehr_mcore.data.visits import VISITS_SUFFIX
+from sparseehr_mcore.outputs import OutputError, check_output_dir, clear_output_dir
 from sparseehr_mcore.tokenization.metadata import load_tokenizer
 
 
@@ -34,6 +35,7 @@ class RetokenizeConfig:
     workers: int = 1
     keep_work: bool = False
     progress: bool = False
+    overwrite: bool = False  # replace an output folder holding files the run does not write
 
     def __post_init__(self) -> None:
         source = Path(self.preprocessed_dir)
@@ -48,6 +50,10 @@ class RetokenizeConfig:
             raise PreprocessError(
                 f"--tokenizer-dir {self.tokenizer_dir} is this run's own output; copy it elsewhere first"
             )
+        inside = [f"{flag} {path}" for flag, path in (("--retokenize", source), ("--tokenizer-dir", self.tokenizer_dir))
+                  if Path(path).resolve().is_relative_to(output)]
+        if self.overwrite and inside:
+            raise PreprocessError(f"--overwrite would delete {', '.join(inside)} (inside --output-dir); move it first")
         if self.workers < 1:
             raise PreprocessError("--workers must be >= 1")
 
@@ -82,6 +88,12 @@ def run_retokenize(config: RetokenizeConfig) -> dict:
     """Encode `preprocessed_dir`'s timelines with `tokenizer_dir` into `output_dir`; returns the manifest."""
     manifest = _source_manifest(config)
     output, work, source = Path(config.output_dir), config.work, Path(config.preprocessed_dir)
+    try:  # before any work, as for a preprocessing run
+        check_output_dir(output, kind=PREPROCESS_OUTPUTS, overwrite=config.overwrite)
+    except OutputError as err:
+        raise PreprocessError(str(err)) from None
+    if config.overwrite:
+        clear_output_dir(output)
     clear_outputs(output, work)
     try:
         copy_frozen_tokenizer(Path(config.tokenizer_dir), work / TOKENIZER_DIR,

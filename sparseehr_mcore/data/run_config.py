@@ -51,6 +51,7 @@ class PreprocessConfig:
     part_bytes: int = 32 << 20
     keep_work: bool = False
     progress: bool = False
+    overwrite: bool = False  # replace an output folder holding files the run does not write
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
@@ -73,12 +74,14 @@ class PreprocessConfig:
             raise PreprocessError(f"--diagnosis-date must be 'discharge' or 'admission', got {self.diagnosis_date!r}")
         if self.tokenizer_dir is not None and not Path(self.tokenizer_dir).is_dir():
             raise PreprocessError(f"--tokenizer-dir {self.tokenizer_dir}: not a directory")
-        if self.tokenizer_dir is not None and (
-            Path(self.tokenizer_dir).resolve() == (Path(self.output_dir) / TOKENIZER_DIR).resolve()
-        ):  # the run clears OUT/tokenizer before it would copy it
-            raise PreprocessError(
-                f"--tokenizer-dir {self.tokenizer_dir} is this run's own output; copy it elsewhere first"
-            )
+        output = Path(self.output_dir).resolve()
+        for flag, given in (("--input", self.input_dir), ("--tokenizer-dir", self.tokenizer_dir), ("--gem-dir", self.gem_dir)):
+            # The run clears its own outputs (OUT/tokenizer among them), and all of OUT with --overwrite.
+            if given is not None and output in (Path(given).resolve(), *Path(given).resolve().parents):
+                raise PreprocessError(
+                    f"{flag} {given} is inside --output-dir {self.output_dir}, which this run's own output "
+                    "replaces; copy it elsewhere first"
+                )
         try:
             HarmonizeConfig(icd10cm_prefix=self.icd10cm_prefix, icd10pcs_prefix=self.icd10pcs_prefix)
         except ValueError as err:

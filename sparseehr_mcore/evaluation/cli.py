@@ -37,8 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--data", required=True, type=Path,
                     help="an output folder of tools/preprocess_ehr.py made with the checkpoint's own tokenizer "
                     "(--tokenizer-dir CHECKPOINT/tokenizer)")
-    io.add_argument("--output", required=True, type=Path, help="folder for the report and plots")
-    io.add_argument("--overwrite", action="store_true", help="replace the contents of a non-empty --output")
+    io.add_argument("--output", required=True, type=Path,
+                    help="folder for the report and plots (an earlier report there is replaced whole)")
+    io.add_argument("--overwrite", action="store_true",
+                    help="replace an --output folder holding files the evaluation does not write")
     io.add_argument("--splits", type=_names, default=None,
                     help="comma-separated splits to evaluate (default: every split; a held-out hospital is all "
                     "evaluation data)")

@@ -8,8 +8,6 @@ the breakdowns, the binary endpoint and the routing analysis, and write the repo
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +27,7 @@ from sparseehr_mcore.evaluation.protocols import ModelScorer
 from sparseehr_mcore.evaluation.report import write_report
 from sparseehr_mcore.evaluation.rollout import GrammarIds
 from sparseehr_mcore.evaluation.routing import routing_counts
+from sparseehr_mcore.outputs import OutputError, OutputKind, check_output_dir, staged_output
 from sparseehr_mcore.tokenization.base import load_term_counts
 from sparseehr_mcore.tokenization.metadata import load_tokenizer
 
@@ -52,26 +51,8 @@ class _Ranks:
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
-def check_output(output: Path, *, overwrite: bool) -> None:
-    """Before any work: refuse an output folder holding files unless `overwrite`, and one that
-    cannot be created (nothing is written until the report is ready)."""
-    if output.exists() and not output.is_dir():
-        raise EvaluationInputError(f"--output {output} is a file, not a folder")
-    if output.is_dir() and any(output.iterdir()) and not overwrite:
-        raise EvaluationInputError(f"--output {output} is not empty (pass --overwrite to replace its contents)")
-    existing = next(p for p in [output, *output.resolve().parents] if p.exists())
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise EvaluationInputError(f"--output {output}: cannot create it ({existing} is not a writable folder)")
-
-
-def prepare_output(output: Path) -> None:
-    """An empty `output` folder (its old contents go only now, when the new ones are ready)."""
-    if output.is_dir():
-        shutil.rmtree(output)
-    try:
-        output.mkdir(parents=True)
-    except OSError as err:
-        raise EvaluationInputError(f"--output {output}: cannot create it ({err.strerror})") from None
+# What the evaluation writes into --output (anything else there is refused unless --overwrite).
+REPORT_OUTPUTS = OutputKind(flag="--output", own=("report.json", "report.md", "timing.json", "*.png"))
 
 
 def dataset_splits(data: Path, splits: tuple[str, ...] | None) -> tuple[dict, dict[str, str]]:
@@ -150,7 +131,10 @@ def evaluate(config: EvaluationConfig, *, log=print) -> dict:
     """
     started = time.perf_counter()
     manifest, prefixes = dataset_splits(Path(config.data), config.splits)
-    check_output(Path(config.output), overwrite=config.overwrite)
+    try:
+        check_output_dir(config.output, kind=REPORT_OUTPUTS, overwrite=config.overwrite)
+    except OutputError as err:
+        raise EvaluationInputError(str(err)) from None
     device = resolve_device(config.device)
     location = locate_model(config.checkpoint)
     try:
@@ -233,8 +217,8 @@ def evaluate(config: EvaluationConfig, *, log=print) -> dict:
                 max_positions=model.max_positions, num_experts=model.model_config.num_experts,
                 batch_size=config.batch_size, device=device, max_patients=config.max_patients, progress=bar)
     seconds["total"] = time.perf_counter() - started
-    prepare_output(Path(config.output))
-    return write_report(report, Path(config.output), seconds=seconds, patients=cohort.patients)
+    with staged_output(config.output) as staging:  # the old report stays whole until the new one is
+        return write_report(report, staging, seconds=seconds, patients=cohort.patients)
 
 
 def _rank_all(visits: list[Visit], methods: dict, codes: CodeSpace, endpoint_columns: np.ndarray, *,

@@ -15,6 +15,7 @@ import torch
 from transformers import GenerationConfig, Qwen2MoeConfig
 
 from sparseehr_mcore.checkpointing.layout import (
+    METADATA_FILE,
     TOKENIZER_DIR,
     CheckpointMetadata,
     read_metadata,
@@ -33,9 +34,16 @@ from sparseehr_mcore.export.kinds import ConversionError
 from sparseehr_mcore.export.mapping import IGNORED_MCORE_SUFFIXES, hf_names_of, hf_to_mcore, mcore_to_hf
 from sparseehr_mcore.export.model_card import render_model_card
 from sparseehr_mcore.export.safetensors_io import DEFAULT_SHARD_BYTES, read_shards, write_shards
+from sparseehr_mcore.outputs import OutputKind, check_output_dir, staged_output
 
 # Our own tokenizer travels inside the HF folder so that HF -> Megatron-Core restores it exactly.
 SPARSEEHR_TOKENIZER_DIR = "sparseehr_tokenizer"
+# What each direction writes into --output (anything else there is refused unless overwrite).
+HF_OUTPUTS = OutputKind(flag="--output", own=(
+    "config.json", "generation_config.json", "model*.safetensors", "model.safetensors.index.json", "tokenizer.json",
+    "tokenizer_config.json", "special_tokens_map.json", "README.md", SPARSEEHR_TOKENIZER_DIR,
+))  # fmt: skip
+MCORE_OUTPUTS = OutputKind(flag="--output", own=(METADATA_FILE, TOKENIZER_DIR, "*.distcp", ".metadata", "common.pt", "metadata.json"))
 
 
 @dataclass(kw_only=True)
@@ -48,6 +56,7 @@ class ExportOptions:
     data_description: str | None = None
     metrics: dict[str, float] | None = None
     max_shard_bytes: int = DEFAULT_SHARD_BYTES
+    overwrite: bool = False  # replace an output folder holding files the export does not write
 
 
 def _one_process_model(model: ModelConfig) -> torch.nn.Module:
@@ -98,7 +107,8 @@ def export_to_hf(checkpoint: str | Path, output: str | Path, *, options: ExportO
 
     Args:
         checkpoint: a run root or one iter_* directory.
-        output: the folder to create (must be absent or empty).
+        output: the folder to write: absent, or holding an earlier export only (unless
+            `options.overwrite`); it is replaced whole once the new export is complete.
         options: tokenizer, model card and sharding options.
 
     Returns:
@@ -107,11 +117,10 @@ def export_to_hf(checkpoint: str | Path, output: str | Path, *, options: ExportO
     Raises:
         ConversionError: the model or tokenizer cannot be expressed as Qwen2-MoE, or keys do not map.
         FileNotFoundError: no complete checkpoint at `checkpoint`.
+        OutputError: `output` cannot be written, or holds other files and `options.overwrite` is off.
     """
     options = options or ExportOptions()
-    output = Path(output)
-    if output.exists() and any(output.iterdir()):
-        raise ConversionError(f"output folder {output} is not empty")
+    check_output_dir(output, kind=HF_OUTPUTS, overwrite=options.overwrite)
     metadata, state = read_mcore_checkpoint(checkpoint)
     model = metadata.model
     tokenizer_dir = options.tokenizer_dir or resolve_checkpoint(checkpoint) / TOKENIZER_DIR
@@ -122,7 +131,14 @@ def export_to_hf(checkpoint: str | Path, output: str | Path, *, options: ExportO
         raise ConversionError(f"tokenizer has {len(vocab)} tokens, the model's vocab_size is {model.vocab_size}")
 
     tensors = mcore_to_hf(state, model)
-    output.mkdir(parents=True, exist_ok=True)
+    with staged_output(output) as staging:
+        _write_hf_folder(staging, tensors=tensors, model=model, vocab=vocab, tokenizer_dir=tokenizer_dir,
+                         iteration=metadata.iteration, options=options)
+    return Path(output)
+
+
+def _write_hf_folder(output: Path, *, tensors, model: ModelConfig, vocab, tokenizer_dir: Path, iteration: int,
+                     options: ExportOptions) -> None:
     special_ids = _special_ids(vocab, options.specials)
     hf_config = Qwen2MoeConfig(**hf_config_dict(model, special_ids=special_ids))
     hf_config.save_pretrained(str(output))
@@ -134,11 +150,8 @@ def export_to_hf(checkpoint: str | Path, output: str | Path, *, options: ExportO
     if vocab is not None:
         save_hf_tokenizer(build_hf_tokenizer(vocab, specials=options.specials), output)
         shutil.copytree(tokenizer_dir, output / SPARSEEHR_TOKENIZER_DIR)
-    card = render_model_card(
-        model, iteration=metadata.iteration, data_description=options.data_description, metrics=options.metrics
-    )
+    card = render_model_card(model, iteration=iteration, data_description=options.data_description, metrics=options.metrics)
     (output / "README.md").write_text(card, encoding="utf-8")
-    return output
 
 
 def read_hf_folder(
@@ -155,22 +168,24 @@ def read_hf_folder(
 
 
 def import_from_hf(
-    directory: str | Path, output: str | Path, *, shared_expert_gate: bool | None = None, iteration: int = 0
+    directory: str | Path, output: str | Path, *, shared_expert_gate: bool | None = None, iteration: int = 0,
+    overwrite: bool = False,
 ) -> Path:
     """Write a Megatron-Core weights checkpoint (TP=PP=EP=1; loads under any layout) from a HF folder.
 
     Args:
         directory: a Qwen2-MoE folder of the shape `export_to_hf` writes.
-        output: the checkpoint directory to create (must be absent or empty).
+        output: the checkpoint directory to write: absent, or holding an earlier import only
+            (unless `overwrite`); it is replaced whole once the new checkpoint is complete.
         shared_expert_gate: override the config's choice of a gated shared expert.
         iteration: recorded in the checkpoint metadata.
+        overwrite: replace an output folder holding files the import does not write.
 
     Raises:
         ConversionError: config, keys, shapes or values do not fit our model.
+        OutputError: `output` cannot be written, or holds other files and `overwrite` is off.
     """
-    output = Path(output)
-    if output.exists() and any(output.iterdir()):
-        raise ConversionError(f"output folder {output} is not empty")
+    check_output_dir(output, kind=MCORE_OUTPUTS, overwrite=overwrite)
     model_config, state = read_hf_folder(directory, shared_expert_gate=shared_expert_gate)
     model = _one_process_model(model_config)
     expected = {k: v for k, v in model.state_dict().items() if not k.endswith(IGNORED_MCORE_SUFFIXES)}
@@ -193,13 +208,14 @@ def import_from_hf(
     # The tokenizer goes in first: the metadata file, written last by save_weights, marks the
     # checkpoint complete.
     saved_tokenizer = Path(directory) / SPARSEEHR_TOKENIZER_DIR
-    if saved_tokenizer.is_dir():
-        shutil.copytree(saved_tokenizer, output / TOKENIZER_DIR)
-    save_weights(
-        model,
-        output,
-        metadata=CheckpointMetadata(
-            model=model_config, parallel=ParallelConfig(), iteration=iteration, kind="weights", world_size=1
-        ),
-    )
-    return output
+    with staged_output(output) as staging:
+        if saved_tokenizer.is_dir():
+            shutil.copytree(saved_tokenizer, staging / TOKENIZER_DIR)
+        save_weights(
+            model,
+            staging,
+            metadata=CheckpointMetadata(
+                model=model_config, parallel=ParallelConfig(), iteration=iteration, kind="weights", world_size=1
+            ),
+        )
+    return Path(output)

@@ -7,21 +7,34 @@ every rank, with what to change, before any training compute.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from megatron.core import parallel_state
 
+from sparseehr_mcore.checkpointing.layout import LATEST_FILE
 from sparseehr_mcore.config import ConfigError, ModelConfig
 from sparseehr_mcore.config.run import RunConfig
-from sparseehr_mcore.config.train import TrainConfig
 from sparseehr_mcore.distributed import ProcessPlace, initialize_distributed
 from sparseehr_mcore.model.builder import build_model
+from sparseehr_mcore.outputs import OutputError, OutputKind, check_output_dir, clear_output_dir
 from sparseehr_mcore.training.data import build_patient_datasets
 from sparseehr_mcore.training.inputs import DataSources, resolve_data_sources
 from sparseehr_mcore.training.metrics import RunLogger
 from sparseehr_mcore.training.stack import TrainingStack, build_training_stack, resolve_precision
+
+
+RUN_CONFIG_FILE = "run_config.yaml"
+METRICS_FILE = "metrics.jsonl"
+# What a run writes into its save dir (its checkpoints, interrupted saves included, and its logs):
+# never foreign, so a run resumes there; anything else is refused unless checkpoint.overwrite.
+RUN_OUTPUTS = OutputKind(
+    flag="checkpoint.save_dir",
+    own=("iter_*", LATEST_FILE, f"{Path(LATEST_FILE).stem}.tmp", RUN_CONFIG_FILE, METRICS_FILE, "tensorboard"),
+    overwrite_flag="--checkpoint.overwrite true",
+)
 
 
 @dataclass(kw_only=True)
@@ -48,15 +61,21 @@ def check_vocabulary(*, sources: DataSources, model: ModelConfig) -> None:
         )
 
 
-def micro_batches_per_step(*, train: TrainConfig, data_parallel_size: int) -> int:
-    """Gradient-accumulation micro-batches per optimizer step on each data-parallel rank."""
-    per_step = train.micro_batch_size * data_parallel_size
-    if train.global_batch_size % per_step:
-        raise ConfigError(
-            f"global_batch_size ({train.global_batch_size}) must be a multiple of micro_batch_size x data-parallel "
-            f"size ({train.micro_batch_size} x {data_parallel_size})"
-        )
-    return train.global_batch_size // per_step
+def claim_save_dir(save_dir: Path, *, overwrite: bool) -> None:
+    """Before the process group exists: refuse a save dir that cannot be written or holds files no
+    run writes (unless `overwrite`); with `overwrite`, empty it.
+
+    Every rank reaches the same verdict from what it reads, so all stop together; only global rank
+    0 (torchrun's RANK) probes and empties the folder, before it joins the process group, so no
+    rank can see the folder half emptied.
+    """
+    rank = int(os.environ.get("RANK", "0"))
+    try:
+        check_output_dir(save_dir, kind=RUN_OUTPUTS, overwrite=overwrite, probe=rank == 0)
+    except OutputError as err:
+        raise ConfigError(str(err)) from None
+    if overwrite and rank == 0:
+        clear_output_dir(save_dir)
 
 
 def _is_logging_rank(*, place: ProcessPlace, pipeline_size: int) -> bool:
@@ -77,19 +96,21 @@ def build_run(run: RunConfig, *, log_fn: Callable[[str], None]) -> RunParts:
         run: the resolved run config.
         log_fn: where the logging rank's progress lines go.
     """
+    if run.checkpoint.save_dir:
+        claim_save_dir(Path(run.checkpoint.save_dir), overwrite=run.checkpoint.overwrite)
     place = initialize_distributed(run.parallel, model=run.model, seed=run.train.seed)
     sources = resolve_data_sources(run.data)
     check_vocabulary(sources=sources, model=run.model)
-    num_microbatches = micro_batches_per_step(train=run.train, data_parallel_size=place.dp_size)
+    num_microbatches = run.train.micro_batches_per_step(data_parallel_size=place.dp_size)
 
     logging_rank = _is_logging_rank(place=place, pipeline_size=run.parallel.pp)
     save_dir = Path(run.checkpoint.save_dir) if run.checkpoint.save_dir else None
     tensorboard_dir = run.logging.tensorboard_dir or (save_dir / "tensorboard" if save_dir else None)
-    metrics_file = save_dir / "metrics.jsonl" if save_dir else None
+    metrics_file = save_dir / METRICS_FILE if save_dir else None
     logger = RunLogger(tensorboard_dir, metrics_file=metrics_file, enabled=logging_rank)
     if save_dir and place.rank == 0:
         save_dir.mkdir(parents=True, exist_ok=True)
-        run.to_yaml(save_dir / "run_config.yaml")
+        run.to_yaml(save_dir / RUN_CONFIG_FILE)
 
     precision = resolve_precision(run.train.precision)
     gpt_model = build_model(

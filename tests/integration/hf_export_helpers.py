@@ -60,8 +60,9 @@ def load_convert_main():
     return load_tool_main("convert_checkpoint")
 
 
-def mimic_patients(shared_data: Path, out: Path, *, count: int, max_length: int) -> tuple[Path, list[torch.Tensor]]:
-    """Preprocess the MIMIC-IV demo with tools/preprocess_ehr.py; (tokenizer dir, first patients' ids)."""
+def mimic_patients(shared_data: Path, out: Path, *, count: int | None, max_length: int) -> tuple[Path, list[torch.Tensor]]:
+    """Preprocess the MIMIC-IV demo with tools/preprocess_ehr.py; (tokenizer dir, the first `count`
+    training patients' ids, every one for None)."""
     from sparseehr_mcore.data.indexed import open_dataset
 
     preprocess = load_tool_main("preprocess_ehr")
@@ -69,5 +70,5 @@ def mimic_patients(shared_data: Path, out: Path, *, count: int, max_length: int)
             "--output-dir", str(out), "--gem-dir", str(shared_data / "cms-gems-2018")]  # fmt: skip
     assert preprocess(argv) in (0, None)
     dataset = open_dataset(out / "train")
-    patients = [torch.as_tensor(dataset[i][:max_length].astype("int64")) for i in range(count)]
+    patients = [torch.as_tensor(dataset[i][:max_length].astype("int64")) for i in range(len(dataset) if count is None else count)]
     return out / "tokenizer", patients

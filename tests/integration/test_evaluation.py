@@ -169,7 +169,27 @@ def test_bad_inputs_are_one_clear_line(trained, synthetic_preprocessed, tmp_path
     assert "--overwrite" in one_line_error(
         ["--checkpoint", str(hf), "--data", str(data), "--output", str(tmp_path / "full")], capsys)
     assert (tmp_path / "full" / "keep.txt").is_file()
+    (tmp_path / "file").write_text("in the way")
+    assert "cannot create it" in one_line_error(
+        ["--checkpoint", str(hf), "--data", str(data), "--output", str(tmp_path / "file" / "report")], capsys)
     assert "--splits" in one_line_error(
         ["--checkpoint", str(hf), "--data", str(data), "--output", out, "--splits", "nope"], capsys)
     assert "greedy" in one_line_error(
         ["--checkpoint", str(hf), "--data", str(data), "--output", out, "--rollouts", "3"], capsys)
+
+
+def test_a_report_folder_is_replaced_whole(trained, tmp_path):
+    """Issue 13, item 3: a rerun replaces the tool's own earlier report without mixing (a plot the
+    new run does not make goes), and --overwrite clears files of any origin."""
+    data, _, hf = trained
+    fast = ("--protocols", "A", "--max-patients", "6", "--no-routing")
+    out = tmp_path / "report"
+    out.mkdir()
+    (out / "routing_heatmap.png").write_bytes(b"an earlier run's plot")
+    run_evaluation(hf, data, out, *fast)
+    written = sorted(p.name for p in out.iterdir())
+    assert "routing_heatmap.png" not in written and "report.json" in written
+    (out / "notes.txt").write_text("not the tool's")
+    run_evaluation(hf, data, out, *fast, "--overwrite")
+    assert sorted(p.name for p in out.iterdir()) == written
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]  # no staging folder left

@@ -22,6 +22,13 @@ from launch import run_worker
 convert = load_convert_main()
 
 NEW_TOKENS = 12
+SYNTHETIC_PATIENTS = 16
+# fp32 logits differ only by the order of floating-point operations. Measured here (CPU, torch
+# 2.13): 3.6e-7 on the 16 synthetic patients and on the MIMIC-IV demo's 24 training patients alike
+# (up to 64 positions each); the bound leaves a margin of 5.6x for other CPUs' kernels. The main job's
+# trained model differs by up to 5.7e-6 on 64 patients of 193-256 positions (larger logits, longer
+# sequences; benchmarks/hf_parity.py, docs/export.md).
+LOGIT_BOUND = 2e-6
 
 
 @pytest.fixture(scope="module", params=["synthetic", "mimic-iv-demo"])
@@ -43,11 +50,11 @@ def exported(request, tmp_path_factory, single_process_world):
         vocabulary = synthetic_vocabulary(250)
         (checkpoint / TOKENIZER_DIR).mkdir(parents=True)
         vocabulary.save(checkpoint / TOKENIZER_DIR / "vocab.json")
-        ids = torch.randint(0, len(vocabulary), (3, seq_length), generator=torch.Generator().manual_seed(0))
+        ids = torch.randint(0, len(vocabulary), (SYNTHETIC_PATIENTS, seq_length), generator=torch.Generator().manual_seed(0))
         patients = list(ids)
     else:
         shared_data = request.getfixturevalue("shared_data")
-        tokenizer_dir, patients = mimic_patients(shared_data, root / "data", count=3, max_length=seq_length)
+        tokenizer_dir, patients = mimic_patients(shared_data, root / "data", count=None, max_length=seq_length)
         shutil.copytree(tokenizer_dir, checkpoint / TOKENIZER_DIR)
         vocabulary = Vocabulary.load(tokenizer_dir / "vocab.json")
     # A non-default RoPE base, so that a base lost in conversion shows in the logits.
@@ -74,14 +81,16 @@ def test_logits_and_greedy_generation_match(exported, tmp_path):
     assert reference["class"] == "Qwen2MoeForCausalLM"
     assert all(not keys for keys in reference["loading_info"].values()), reference["loading_info"]
 
-    max_abs = 0.0
-    for patient, theirs in zip(exported.patients, reference["logits"]):
+    max_abs, disagreements = 0.0, 0
+    for patient, theirs_SV in zip(exported.patients, reference["logits"]):
         with torch.no_grad():
-            ours = model(patient[None], torch.arange(patient.numel())[None], None)[0]  # [S, padded V]
-        assert ours.shape == theirs.shape == (patient.numel(), config.padded_vocab_size)
-        max_abs = max(max_abs, (ours - theirs).abs().max().item())
-    print(f"max abs logit difference: {max_abs:.3e}")
-    assert max_abs < 1e-5
+            ours_SV = model(patient[None], torch.arange(patient.numel())[None], None)[0]  # [S, padded V]
+        assert ours_SV.shape == theirs_SV.shape == (patient.numel(), config.padded_vocab_size)
+        max_abs = max(max_abs, (ours_SV - theirs_SV).abs().max().item())
+        disagreements += int((ours_SV.argmax(-1) != theirs_SV.argmax(-1)).sum())
+    print(f"max abs logit difference over {len(exported.patients)} patients: {max_abs:.3e}")
+    assert max_abs < LOGIT_BOUND
+    assert disagreements == 0  # the same token first at every position of every patient
 
     eod = vocabulary.ids["[EOD]"]
     for prompt, generated in zip(prompts, reference["generated"]):
@@ -135,9 +144,34 @@ def test_bad_inputs_fail_with_a_message(exported, tmp_path, capsys):
     (foreign / "config.json").write_text(json.dumps({"model_type": "llama"}))
     assert convert(["--to", "mcore", "--input", str(foreign), "--output", str(tmp_path / "y")]) == 2
     assert "model_type 'llama'" in capsys.readouterr().err
-    # Not empty output.
-    assert convert(["--to", "hf", "--input", str(checkpoint), "--output", str(hf_dir)]) == 2
-    assert "not empty" in capsys.readouterr().err
+
+
+def test_output_folders_are_checked_before_any_work(exported, tmp_path, capsys):
+    """Issue 13, item 3: unwritable or foreign output folders are refused in one line; --overwrite
+    and reruns replace the folder whole (the same bytes as a fresh export, nothing stale)."""
+    checkpoint, hf_dir = exported.checkpoint, exported.hf_dir
+
+    def refused(*argv: str) -> str:
+        assert convert(list(argv)) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1, err
+        return err
+
+    (tmp_path / "file").write_text("in the way")
+    for direction, source in (("hf", checkpoint), ("mcore", hf_dir)):
+        assert "cannot create it" in refused("--to", direction, "--input", str(source), "--output", str(tmp_path / "file" / "out"))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("not the tool's")
+    for direction, source in (("hf", checkpoint), ("mcore", hf_dir)):
+        assert "did not write (notes.txt)" in refused("--to", direction, "--input", str(source), "--output", str(out))
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    assert convert(["--to", "hf", "--input", str(checkpoint), "--output", str(out), "--overwrite"]) == 0
+    assert folder_bytes(out) == folder_bytes(hf_dir)
+    (out / "model-00002-of-00002.safetensors").write_bytes(b"a stale shard of an earlier export")
+    assert convert(["--to", "hf", "--input", str(checkpoint), "--output", str(out)]) == 0  # its own: replaced
+    assert folder_bytes(out) == folder_bytes(hf_dir)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "out"]  # no staging folder left
 
 
 def test_bad_weights_fail_with_the_key_names(exported, tmp_path, capsys):

@@ -202,3 +202,27 @@ def test_checkpoint_continues_under_another_layout(tmp_path, synthetic_preproces
     done = run(second, *expert, "--checkpoint.load_optimizer", "false", nproc=2)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "training starts at step 0" in done.stdout
+
+
+def test_save_dir_is_checked_before_compute_and_overwrite_starts_afresh(tmp_path, synthetic_preprocessed):
+    """Issue 13, item 3: an unwritable save dir or one holding files no run writes is refused in one
+    line; --checkpoint.overwrite true empties it (earlier checkpoints included) and trains afresh."""
+    (tmp_path / "file").write_text("in the way")
+    short = {"train_iters": 2, "warmup_iters": 0, "eval_interval": 0}
+    blocked = write_run_config(tmp_path / "blocked.yaml", synthetic_preprocessed, tmp_path / "file" / "run", train=short)
+    done = run(blocked)
+    assert done.returncode == 2 and "cannot create it" in done.stderr, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr and not (tmp_path / "file").is_dir()
+
+    save_dir = tmp_path / "run"
+    (save_dir / "iter_0000099").mkdir(parents=True)  # an earlier run's interrupted save: its own
+    (save_dir / "notes.txt").write_text("not a run's")
+    config = write_run_config(tmp_path / "run.yaml", synthetic_preprocessed, save_dir, train=short)
+    done = run(config)
+    assert done.returncode == 2 and "did not write (notes.txt)" in done.stderr, done.stderr[-3000:]
+    assert "--checkpoint.overwrite true" in done.stderr and not (save_dir / "metrics.jsonl").exists()
+    done = run(config, "--checkpoint.overwrite", "true")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert sorted(p.name for p in save_dir.iterdir()) == [
+        "iter_0000002", "latest_iteration.txt", "metrics.jsonl", "run_config.yaml", "tensorboard"]  # fmt: skip
+    assert sorted(metrics(save_dir)) == [1, 2]

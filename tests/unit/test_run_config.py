@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 
 import pytest
 
@@ -67,3 +68,34 @@ def test_vocab_size_from_the_tokenizer():
 def test_bad_run_configs_fail_with_the_reason(values, argv, message):
     with pytest.raises(ConfigError, match=message):
         resolve_run_config(values, overrides(*argv))
+
+
+def test_problems_of_every_section_and_the_layout_are_listed_at_once():
+    """A training-section error must not hide the model's and the layout's (issue 13, item 4)."""
+    values = {
+        "model": {"preset": "tiny", "router_topk": 8},  # more than the 4 experts
+        "parallel": {"pipeline_model_parallel_size": 3},  # does not divide the 4 layers
+        "train": {"train_iters": 10, "warmup_iters": 10},
+        "checkpoint": {"keep_last": -1},
+    }
+    with pytest.raises(ConfigError) as caught:
+        resolve_run_config(values, overrides("--logging.log_interval", "often"), world_size=6, where="run.yaml")
+    message = str(caught.value)
+    expected = [
+        r"train: .*warmup_iters \(10\) must be smaller",
+        r"model: .*router_topk \(8\) must be between 1 and num_experts \(4\)",
+        r"parallel: pipeline parallel size 3 must divide num_layers \(4\)",
+        "checkpoint: save_interval and keep_last must be >= 0",
+        r"logging: --logging.log_interval: cannot read 'often'",
+    ]
+    for pattern in expected:
+        assert re.search(pattern, message), (pattern, message)
+    assert message.startswith(f"run.yaml: {len(caught.value.problems)} problems:")
+    assert len(caught.value.problems) == len(expected)
+
+
+def test_the_batch_split_is_checked_against_the_world_size():
+    values = {"model": {"preset": "tiny"}, "train": {"global_batch_size": 8, "micro_batch_size": 4}}
+    assert resolve_run_config(values, {}, world_size=2).train.global_batch_size == 8
+    with pytest.raises(ConfigError, match=r"multiple of micro_batch_size x data-parallel size \(4 x 4\)"):
+        resolve_run_config(values, {}, world_size=4)
