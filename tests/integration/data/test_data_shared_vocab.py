@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -151,3 +152,24 @@ def test_the_three_sources_train_together_with_the_tiny_preset(retokenized, tmp_
     assert len(losses) == 3 and all(np.isfinite(losses))
     saved = yaml.safe_load((tmp_path / "run" / "run_config.yaml").read_text())
     assert saved["model"]["vocab_size"] == load_tokenizer(retokenized["omop"] / "tokenizer").vocab_size
+
+
+def test_retokenize_refuses_foreign_files_and_overwrite_replaces_them(shared_outputs, shared_tokenizer,
+                                                                     preprocess_main, tmp_path, capsys):
+    output = tmp_path / "out"
+    output.mkdir()
+    (output / "notes.txt").write_text("not ours")
+    argv = ["--retokenize", str(shared_outputs["omop"]), "--tokenizer-dir", str(shared_tokenizer),
+            "--output-dir", str(output)]
+    with pytest.raises(SystemExit):
+        preprocess_main(argv)
+    error = capsys.readouterr().err
+    assert "notes.txt" in error and "--overwrite" in error and "Traceback" not in error
+    assert sorted(p.name for p in output.iterdir()) == ["notes.txt"]  # nothing written
+    assert preprocess_main([*argv, "--overwrite"]) == 0
+    assert not (output / "notes.txt").exists() and (output / "manifest.json").is_file()
+    inside = output / "tokenizer-copy"
+    shutil.copytree(shared_tokenizer, inside)
+    with pytest.raises(SystemExit):
+        preprocess_main([*argv[:3], str(inside), *argv[4:], "--overwrite"])
+    assert "--overwrite would delete --tokenizer-dir" in capsys.readouterr().err
