@@ -9,7 +9,7 @@ from pathlib import Path
 from sparseehr_mcore.data.harmonize.gems import load_cms_gems, load_package_diagnosis_gem
 from sparseehr_mcore.data.harmonize.rules import Harmoniser, HarmonizeConfig
 from sparseehr_mcore.data.ledger import PreprocessError
-from sparseehr_mcore.data.reading import find_table_file
+from sparseehr_mcore.data.layout import find_tables
 from sparseehr_mcore.data.sources.base import DateLimits, SourceReader
 from sparseehr_mcore.data.sources.registry import SOURCES
 
@@ -103,22 +103,4 @@ def make_harmoniser(config: PreprocessConfig) -> Harmoniser:
 
 def input_tables(config: PreprocessConfig, reader: SourceReader) -> list[tuple[str, str, Path]]:
     """(spec name, ledger table name, file) for every table of the source found in the input."""
-    input_dir = Path(config.input_dir)
-    if hasattr(reader, "table_files"):
-        tables = reader.table_files(input_dir)
-        if not tables:
-            raise PreprocessError(f"{input_dir}: no MEDS parquet files under data/")
-        return tables
-    found = []
-    for spec in reader.tables:
-        path = find_table_file(input_dir, spec.name)
-        if path is None:
-            if spec.name in reader.optional_tables:
-                continue
-            present = ", ".join(sorted(p.name for p in input_dir.iterdir())) or "nothing"
-            raise PreprocessError(
-                f"{input_dir}: no {spec.name} table ({spec.name}.csv, .csv.gz or .parquet) for --source "
-                f"{config.source}; the directory has {present}"
-            )
-        found.append((spec.name, spec.name, path))
-    return found
+    return find_tables(reader, Path(config.input_dir))

@@ -61,6 +61,21 @@ class TableSpec:
 
 
 @dataclass(frozen=True)
+class TableLayout:
+    """Where a source's tables may live under `--input`, so a release folder works as downloaded.
+
+    Attributes:
+        folders: folders relative to `--input` ("" is `--input` itself), tried in order: the first
+            that holds every required table is read (MIMIC-IV ships its tables under `hosp/`).
+        shards: for a source whose one table is many files (MEDS), a glob under the first folder
+            that matches any file; each file is then a table of its own in the ledger.
+    """
+
+    folders: tuple[str, ...] = ("",)
+    shards: str | None = None
+
+
+@dataclass(frozen=True)
 class DateLimits:
     """Dates outside [min_year, max_year] are impossible (MIMIC shifts dates into 2100-2210)."""
 
@@ -74,6 +89,7 @@ class SourceReader(ABC):
     name: str = ""
     tables: tuple[TableSpec, ...] = ()
     optional_tables: tuple[str, ...] = ()
+    layout: TableLayout = TableLayout()
     # Where events get their `visit_id` (written to the manifest): visits are what next-visit
     # evaluation scores; a day bundle without any event of an earlier-begun visit opens a new one.
     visits: str = "none: every day bundle is a visit of its own"

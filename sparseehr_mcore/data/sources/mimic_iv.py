@@ -18,6 +18,7 @@ from sparseehr_mcore.data.sources.base import (
     ORIGIN,
     DateLimits,
     SourceReader,
+    TableLayout,
     TableSpec,
     drop_missing,
     parse_dates,
@@ -60,6 +61,7 @@ class MimicIVReader(SourceReader):
 
     name = "mimic-iv"
     visits = "admissions (hadm_id)"
+    layout = TableLayout(folders=("", "hosp"))  # the hosp/ folder, or the release root above it
     tables = (
         TableSpec("patients", ("subject_id", "gender", "anchor_age", "anchor_year"), "subject_id", role="patients"),
         TableSpec("admissions", ("subject_id", "hadm_id", "admittime", "dischtime"), "subject_id", role="visits"),
