@@ -23,6 +23,7 @@ import polars as pl
 from sparseehr_mcore.data.harmonize.rules import Harmoniser
 from sparseehr_mcore.data.ledger import Ledger
 from sparseehr_mcore.data.partition import patient_keys, split_of
+from sparseehr_mcore.data.sources.base import AgeLimits
 from sparseehr_mcore.data.timeline import CodedEvent, DayBundle, PatientTimeline, age_bucket_expr, system_rank
 
 SEX_CODES = {"M": "M", "MALE": "M", "F": "F", "FEMALE": "F"}
@@ -157,9 +158,29 @@ def _patient_attributes(patients: pl.DataFrame, first_day: pl.DataFrame) -> pl.D
     )
 
 
+def _without_impossible_ages(
+    patients: pl.DataFrame, events: pl.DataFrame, *, rows: pl.DataFrame, codes: CodeTable, ages: AgeLimits,
+    ledger: Ledger,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(patients, events) less the patients whose age at their first event is implausible: the
+    patient row first (strict mode names it), then each of their events, as `impossible_age`."""
+    first = events.group_by("p").agg(first_year=pl.col("date").min().dt.year())
+    aged = patients.join(first, on="p", how="inner").with_columns(age=pl.col("first_year") - pl.col("birth_year"))
+    impossible = aged.filter(ages.implausible(pl.col("age")).fill_null(False))
+    if impossible.is_empty():
+        return patients, events
+    ledger.drop_frame(
+        impossible.filter(pl.col("_row").is_not_null()).select("patient_id", "birth_year", "age", "_table", "_row"),
+        "impossible_age",
+    )
+    dropped = events["p"].is_in(impossible["p"].implode())
+    ledger.drop_frame(_details(rows, events.filter(dropped), codes), "impossible_age")
+    return patients.filter(~pl.col("p").is_in(impossible["p"].implode())), events.filter(~dropped)
+
+
 def build_bucket(
     patients: pl.DataFrame, events: pl.DataFrame, *, harmoniser: Harmoniser, ledger: Ledger,
-    seed: int, fractions: tuple[float, float, float],
+    seed: int, fractions: tuple[float, float, float], ages: AgeLimits = AgeLimits(),
 ) -> tuple[pl.DataFrame, pl.DataFrame, Counter, int]:
     """Canonical (patients, events) of one bucket in dataset order, coverage, and merged-event count."""
     patients = _first_rows(patients, ["patient_id"], ledger)
@@ -198,6 +219,7 @@ def build_bucket(
             )
             ledger.drop_frame(details, reason)
     events = events.filter(outcome.is_in(MAPPED))
+    patients, events = _without_impossible_ages(patients, events, rows=rows, codes=codes, ages=ages, ledger=ledger)
     _count_kept(events, ledger)
     opening = _bundles_opening_visits(events, rows["visit_id"].gather(events["i"]))
 

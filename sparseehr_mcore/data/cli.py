@@ -7,6 +7,7 @@ from pathlib import Path
 
 from sparseehr_mcore.data.preprocess import PHASES
 from sparseehr_mcore.data.run_config import PreprocessConfig
+from sparseehr_mcore.data.sources.base import MAX_AGE
 from sparseehr_mcore.data.sources.registry import SOURCES
 
 
@@ -64,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     harm.add_argument("--min-year", type=int, default=1850, help="dates before this year are impossible (dropped)")
     harm.add_argument("--max-year", type=int, default=2250,
                       help="dates after this year are impossible (MIMIC shifts into 2100-2210)")
+    harm.add_argument("--max-age", type=int, default=MAX_AGE,
+                      help="a patient older than this at the first kept event (or younger than 0) is dropped with "
+                      "all their rows as impossible_age")
     harm.add_argument("--extra-code-systems", default="",
                       help="comma-separated code systems (e.g. LOINC,ATC) passed through unchanged instead of "
                       "being dropped as unknown")
@@ -97,7 +101,7 @@ def config_from_args(args: argparse.Namespace) -> PreprocessConfig:
         tokenizer_dir=args.tokenizer_dir, tokenizer=args.tokenizer, min_count=args.min_count, bundle_order=args.bundle_order,
         gem_dir=args.gem_dir,
         icd10cm_prefix=args.icd10cm_prefix, icd10pcs_prefix=args.icd10pcs_prefix, diagnosis_date=args.diagnosis_date,
-        min_year=args.min_year, max_year=args.max_year,
+        min_year=args.min_year, max_year=args.max_year, max_age=args.max_age,
         extra_code_systems=tuple(s.strip() for s in args.extra_code_systems.split(",") if s.strip()),
         seed=args.seed, split_fractions=args.split, workers=args.workers, num_shards=args.num_shards,
         bucket_bytes=int(args.bucket_mb * (1 << 20)), part_bytes=int(args.part_mb * (1 << 20)), keep_work=args.keep_work, progress=args.progress,

@@ -10,7 +10,7 @@ from sparseehr_mcore.data.harmonize.gems import load_cms_gems, load_package_diag
 from sparseehr_mcore.data.harmonize.rules import Harmoniser, HarmonizeConfig
 from sparseehr_mcore.data.ledger import PreprocessError
 from sparseehr_mcore.data.layout import find_tables
-from sparseehr_mcore.data.sources.base import DateLimits, SourceReader
+from sparseehr_mcore.data.sources.base import MAX_AGE, DateLimits, SourceReader
 from sparseehr_mcore.data.sources.registry import SOURCES
 
 WORK_DIR = ".work"
@@ -35,6 +35,7 @@ class PreprocessConfig:
     diagnosis_date: str = "discharge"
     min_year: int = 1850
     max_year: int = 2250
+    max_age: int = MAX_AGE
     extra_code_systems: tuple[str, ...] = ()
     seed: int = 1234
     split_fractions: tuple[float, float, float] = (0.9, 0.05, 0.05)
@@ -56,6 +57,8 @@ class PreprocessConfig:
             raise PreprocessError(f"--min-count must be >= 1, got {self.min_count}")
         if self.workers < 1 or self.num_shards < 1:
             raise PreprocessError("--workers and --num-shards must be >= 1")
+        if self.max_age < 0:
+            raise PreprocessError(f"--max-age must be >= 0, got {self.max_age}")
         if self.bucket_bytes < 1:
             raise PreprocessError("--bucket-mb must be > 0")
         if self.part_bytes < 1:
@@ -84,7 +87,8 @@ class PreprocessConfig:
 
 def make_reader(config: PreprocessConfig) -> SourceReader:
     cls = SOURCES[config.source]
-    kwargs = {"limits": DateLimits(config.min_year, config.max_year), "extra_code_systems": config.extra_code_systems}
+    kwargs = {"limits": DateLimits(config.min_year, config.max_year), "extra_code_systems": config.extra_code_systems,
+              "max_age": config.max_age}
     if config.source in ("mimic-iv", "mimic-iii"):
         kwargs["diagnosis_date"] = config.diagnosis_date
     return cls(**kwargs)

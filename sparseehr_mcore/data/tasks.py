@@ -95,7 +95,7 @@ def build_one(task: tuple[PreprocessConfig, list[Table], int]) -> None:
     patients, events = reader.assemble(load_staged(reader, tables, config.work, bucket), ledger)
     patients, events, coverage, merged = build_bucket(
         patients, events, harmoniser=make_harmoniser(config), ledger=ledger, seed=config.seed,
-        fractions=config.split_fractions,
+        fractions=config.split_fractions, ages=reader.ages,
     )
     patients_path, events_path = timeline_paths(config.work, bucket)
     patients_path.parent.mkdir(parents=True, exist_ok=True)

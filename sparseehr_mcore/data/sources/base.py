@@ -75,6 +75,30 @@ class TableLayout:
     shards: str | None = None
 
 
+MAX_AGE = 120  # years at the first kept event; the oldest verified human lived to 122
+
+
+@dataclass(frozen=True)
+class AgeLimits:
+    """Plausible ages (whole years from birth year to the year of the first kept event).
+
+    Attributes:
+        max_age: older is `impossible_age`, as is any negative age (a birth year after the events).
+        shifted: an age range (inclusive) that a source's de-identification moves real ages into;
+            ages there are plausible (MIMIC-III sets the birth date of patients over 89 to 300
+            years before their first admission).
+    """
+
+    max_age: int = MAX_AGE
+    shifted: tuple[int, int] | None = None
+
+    def implausible(self, age: pl.Expr) -> pl.Expr:
+        outside = (age < 0) | (age > self.max_age)
+        if self.shifted is not None:
+            outside = outside & ~age.is_between(*self.shifted)
+        return outside
+
+
 @dataclass(frozen=True)
 class DateLimits:
     """Dates outside [min_year, max_year] are impossible (MIMIC shifts dates into 2100-2210)."""
@@ -93,10 +117,12 @@ class SourceReader(ABC):
     # Where events get their `visit_id` (written to the manifest): visits are what next-visit
     # evaluation scores; a day bundle without any event of an earlier-begun visit opens a new one.
     visits: str = "none: every day bundle is a visit of its own"
+    shifted_ages: tuple[int, int] | None = None  # see `AgeLimits.shifted`
 
-    def __init__(self, *, limits: DateLimits, extra_code_systems: tuple[str, ...] = ()) -> None:
+    def __init__(self, *, limits: DateLimits, extra_code_systems: tuple[str, ...] = (), max_age: int = MAX_AGE) -> None:
         self.limits = limits
         self.extra_code_systems = tuple(s.upper() for s in extra_code_systems)
+        self.ages = AgeLimits(max_age=max_age, shifted=self.shifted_ages)
 
     @abstractmethod
     def clean(self, table: str, frame: pl.DataFrame, ledger: Ledger) -> pl.DataFrame:
