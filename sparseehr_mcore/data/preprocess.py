@@ -22,6 +22,7 @@ from sparseehr_mcore.data.indexed import merge_datasets, publish
 from sparseehr_mcore.data.ledger import Ledger, PreprocessError
 from sparseehr_mcore.data.manifest import MANIFEST_FILE, build_manifest, write_json_atomic
 from sparseehr_mcore.data.partition import SPLITS
+from sparseehr_mcore.data.progress import phase_bar
 from sparseehr_mcore.data.reading import FilePart, split_file
 from sparseehr_mcore.data.run_config import TOKENIZER_DIR, PreprocessConfig, input_tables, make_harmoniser, make_reader
 from sparseehr_mcore.data.tasks import (
@@ -92,7 +93,8 @@ def stage(config: PreprocessConfig, *, pool=None) -> dict:
     plan["stage_tasks"] = len(parts)
     config.work.mkdir(parents=True)
     tasks = [(config, plan["num_buckets"], i, table, part) for i, (table, part) in enumerate(parts)]
-    map_ordered(stage_one, tasks, pool=pool, desc="stage", progress=config.progress)
+    sizes = [table[2].stat().st_size if part.end is None else part.end - part.start for table, (_, part) in parts]
+    map_ordered(stage_one, tasks, pool=pool, desc="stage", progress=config.progress, sizes=sizes)
     write_json_atomic(config.work / PLAN_FILE, plan)
     return plan
 
@@ -101,7 +103,7 @@ def build(config: PreprocessConfig, *, shard: int | None = None, pool=None) -> N
     """Timelines and term counts of every bucket of `shard` (all shards when None)."""
     plan = _plan(config)
     tasks = [(config, plan["tables"], b) for b in _buckets(plan, shard)]
-    map_ordered(build_one, tasks, pool=pool, desc="timelines", progress=config.progress)
+    map_ordered(build_one, tasks, pool=pool, desc="build", progress=config.progress)
 
 
 def vocab(config: PreprocessConfig) -> None:
@@ -120,16 +122,20 @@ def vocab(config: PreprocessConfig) -> None:
             )
         return
     terms: Counter = Counter()
-    for bucket in range(plan["num_buckets"]):
-        terms.update(read_result(config.work, "build", bucket)["terms"])
-    plugin = resolve(config.tokenizer)
-    options = {"bundle_order": config.bundle_order} if config.bundle_order not in (None, "sorted") else {}
-    try:
-        tokenizer = plugin.from_counts(terms, min_count=config.min_count, **options)
-    except (TypeError, ValueError) as err:
-        raise PreprocessError(f"tokenizer {config.tokenizer} with --bundle-order {config.bundle_order}: {err}") from None
-    save_tokenizer(tokenizer, target)
-    save_term_counts(target, terms)
+    # One step per bucket's counts, one for building and saving the vocabulary.
+    with phase_bar("vocab", total=plan["num_buckets"] + 1, enabled=config.progress) as bar:
+        for bucket in range(plan["num_buckets"]):
+            terms.update(read_result(config.work, "build", bucket)["terms"])
+            bar.update()
+        plugin = resolve(config.tokenizer)
+        options = {"bundle_order": config.bundle_order} if config.bundle_order not in (None, "sorted") else {}
+        try:
+            tokenizer = plugin.from_counts(terms, min_count=config.min_count, **options)
+        except (TypeError, ValueError) as err:
+            raise PreprocessError(f"tokenizer {config.tokenizer} with --bundle-order {config.bundle_order}: {err}") from None
+        save_tokenizer(tokenizer, target)
+        save_term_counts(target, terms)
+        bar.update()
 
 
 def tokenize(config: PreprocessConfig, *, shard: int | None = None, pool=None) -> None:
@@ -207,22 +213,24 @@ def _merge_outputs(config: PreprocessConfig, *, plan: dict, written: list[dict])
     """
     output, work = Path(config.output_dir), config.work
     datasets, shard_datasets = {}, {split: [] for split in SPLITS}
-    for split in SPLITS:
-        if plan["num_shards"] > 1:
-            for shard in range(plan["num_shards"]):
-                buckets = _buckets(plan, shard)
-                if not sum(written[b]["patients"][split] for b in buckets):
-                    continue
-                name = f"shards/{shard:05d}-of-{plan['num_shards']:05d}/{split}"
-                merge_datasets([part_prefix(work, b, split) for b in buckets], work / "merged" / name)
-                publish(work / "merged" / name, output / name)
+    shards = list(range(plan["num_shards"])) if plan["num_shards"] > 1 else []
+    steps = [(split, shard) for split in SPLITS for shard in [*shards, None]]  # None: the merged split
+    with phase_bar("finish: merge", total=len(steps), enabled=config.progress) as bar:
+        for split, shard in steps:
+            buckets = _buckets(plan, shard)
+            if not sum(written[b]["patients"][split] for b in buckets):
+                bar.update()
+                continue
+            parts = [part_prefix(work, b, split) for b in buckets]
+            name = split if shard is None else f"shards/{shard:05d}-of-{plan['num_shards']:05d}/{split}"
+            merge_datasets(parts, work / "merged" / name)
+            if shard is None:
+                merge_visits(parts, [result["patients"][split] for result in written], work / "merged" / split)
+            publish(work / "merged" / name, output / name)
+            if shard is None:
+                os.replace(visits_path(work / "merged" / split), visits_path(output / split))
+                datasets[split] = split
+            else:
                 shard_datasets[split].append(name)
-        if not sum(result["patients"][split] for result in written):
-            continue
-        parts = [part_prefix(work, b, split) for b in range(plan["num_buckets"])]
-        merge_datasets(parts, work / "merged" / split)
-        merge_visits(parts, [result["patients"][split] for result in written], work / "merged" / split)
-        publish(work / "merged" / split, output / split)
-        os.replace(visits_path(work / "merged" / split), visits_path(output / split))
-        datasets[split] = split
+            bar.update()
     return datasets, shard_datasets

@@ -11,6 +11,12 @@ TOOL = Path(__file__).resolve().parents[3] / "tools" / "preprocess_ehr.py"
 
 
 @pytest.fixture(scope="session")
+def preprocess_tool() -> Path:
+    """The path of `tools/preprocess_ehr.py`, for tests that run it as a child process."""
+    return TOOL
+
+
+@pytest.fixture(scope="session")
 def preprocess_main():
     """`tools/preprocess_ehr.py`'s `main(argv)`, loaded from its file (tools/ is not a package)."""
     spec = importlib.util.spec_from_file_location("preprocess_ehr_tool", TOOL)
