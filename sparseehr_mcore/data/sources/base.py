@@ -182,3 +182,11 @@ def empty_patients() -> pl.DataFrame:
         schema={"patient_id": pl.Utf8, "sex": pl.Utf8, "birth_year": pl.Int32, "region": pl.Utf8,
                 "_table": pl.Utf8, "_row": pl.Int64}
     )
+
+
+def without_implausible_visits(frame: pl.DataFrame, implausible: pl.Series, ledger: Ledger) -> pl.DataFrame:
+    """`frame` (rows with a `visit_id`) less the rows of the `implausible` visits (ids; stays that
+    end before they begin), counted as `discharge_before_admission`."""
+    if implausible.is_empty():
+        return frame
+    return ledger.drop_where(frame, pl.col("visit_id").is_in(implausible.implode()), "discharge_before_admission")

@@ -22,6 +22,7 @@ from sparseehr_mcore.data.sources.base import (
     TableSpec,
     drop_missing,
     parse_dates,
+    without_implausible_visits,
 )
 from sparseehr_mcore.data.timeline import CPT, ICD9CM, ICD9PCS, ICD10CM, ICD10PCS
 
@@ -78,15 +79,6 @@ def dated_by_visit(frame: pl.DataFrame, visits: pl.DataFrame, ledger: Ledger) ->
     return joined.drop("implausible").rename({"visit_date": "date"}).with_columns(visit_id=pl.col("hadm_id"))
 
 
-def without_implausible_visits(frame: pl.DataFrame, visits: pl.DataFrame, ledger: Ledger) -> pl.DataFrame:
-    """`frame` (dated rows with a `visit_id`) less the rows of implausible admissions, counted as
-    `discharge_before_admission`."""
-    implausible = visits.filter(pl.col("implausible")).get_column("hadm_id")
-    if implausible.is_empty():
-        return frame
-    return ledger.drop_where(frame, pl.col("visit_id").is_in(implausible.implode()), "discharge_before_admission")
-
-
 class MimicIVReader(SourceReader):
     """MIMIC-IV (v2.x) hosp tables."""
 
@@ -133,11 +125,12 @@ class MimicIVReader(SourceReader):
     def assemble(self, frames: dict[str, pl.DataFrame], ledger: Ledger) -> tuple[pl.DataFrame, pl.DataFrame]:
         visits = admissions_visits(frames["admissions"], ledger, diagnosis_date=self.diagnosis_date)
         diagnoses = dated_by_visit(frames["diagnoses_icd"], visits, ledger)
+        implausible = visits.filter(pl.col("implausible")).get_column("hadm_id")
         events = pl.concat(
             [
                 diagnoses.select(*EVENT_COLUMNS, *ORIGIN),
-                without_implausible_visits(frames["procedures_icd"], visits, ledger).select(*EVENT_COLUMNS, *ORIGIN),
-                without_implausible_visits(frames["hcpcsevents"], visits, ledger).select(*EVENT_COLUMNS, *ORIGIN),
+                without_implausible_visits(frames["procedures_icd"], implausible, ledger).select(*EVENT_COLUMNS, *ORIGIN),
+                without_implausible_visits(frames["hcpcsevents"], implausible, ledger).select(*EVENT_COLUMNS, *ORIGIN),
             ]
         )
         return frames["patients"], events
