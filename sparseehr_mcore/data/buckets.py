@@ -132,23 +132,33 @@ def _coverage(events: pl.DataFrame, codes: CodeTable) -> Counter:
     return coverage
 
 
-def _bundles_opening_visits(events: pl.DataFrame, visit_ids: pl.Series) -> pl.DataFrame:
-    """`opens_visit` per day bundle (`p`, `date`) of the kept `events`.
+def _bundle_starts(frame: pl.DataFrame) -> np.ndarray:
+    """Row positions where a new day bundle (`p`, `date`) begins in a frame sorted by both."""
+    p, day = frame["p"].to_numpy(), frame["date"].to_physical().to_numpy()
+    change = np.ones(len(p), dtype=bool)
+    change[1:] = (p[1:] != p[:-1]) | (day[1:] != day[:-1])
+    return np.flatnonzero(change)
+
+
+def _bundles_opening_visits(events: pl.DataFrame, visit_ids: pl.Series) -> np.ndarray:
+    """`opens_visit` per day bundle of the kept `events` (sorted by `p`, `date`), in bundle order.
 
     A visit begins on the first day any of its kept events falls on; an event without a visit id
     is a visit of its own day. A bundle opens a visit unless it holds an event of a visit that
     began on an earlier day: so an admission's procedure days and its discharge-day diagnoses
     form one visit, and a day without visit ids is one visit.
     """
+    day = events["date"].to_physical().to_numpy()
+    if visit_ids.null_count() == len(visit_ids):  # no visit ids: every bundle is a visit of its own
+        return np.ones(len(_bundle_starts(events)), dtype=bool)
     visit_day = (
-        pl.when(pl.col("visit").is_null()).then(pl.col("date")).otherwise(pl.col("date").min().over("p", "visit"))
-    )
-    return (
         events.select("p", "date", visit=visit_ids)
-        .with_columns(visit_day=visit_day)
-        .group_by("p", "date")
-        .agg(opens_visit=pl.col("visit_day").min() == pl.col("date").first())
+        .select(pl.when(pl.col("visit").is_null()).then(pl.col("date"))
+                .otherwise(pl.col("date").min().over("p", "visit")).to_physical())
+        .to_series().to_numpy()
     )
+    starts = _bundle_starts(events)
+    return np.minimum.reduceat(visit_day, starts) == day[starts] if len(starts) else np.zeros(0, dtype=bool)
 
 
 def _patient_attributes(patients: pl.DataFrame, first_day: pl.DataFrame) -> pl.DataFrame:
@@ -236,16 +246,20 @@ def build_bucket(
     )
     patients = _patient_attributes(patients.filter(with_events), first_day)
     _count_kept(patients, ledger)
-    by_position = patients.select("p", "key", "patient_id", "split")
-    events = (
-        canonical.join(by_position, on="p", how="left", maintain_order="left")
-        .join(opening, on=["p", "date"], how="left", maintain_order="left")
-        .select(
-            "key", "patient_id", "split", "date",
-            codes.canonical["system"].gather(canonical["canon"]), codes.canonical["code"].gather(canonical["canon"]),
-            "opens_visit",
-        )
-    )
+    # `canonical` holds the same day bundles as the kept events, in the same (p, date) order: each
+    # bundle's flag repeats over its rows. Patients are sorted by `p`: a search finds each row's.
+    starts = _bundle_starts(canonical)
+    if len(starts) != len(opening):
+        raise RuntimeError(f"internal error: {len(opening)} day bundles before harmonisation, {len(starts)} after")
+    opens_visit = np.repeat(opening, np.diff(np.append(starts, canonical.height)))
+    patient_rows = np.searchsorted(patients["p"].to_numpy(), canonical["p"].to_numpy())
+    events = pl.concat([
+        patients.select("key", "patient_id", "split")[patient_rows],
+        canonical.select(
+            "date", codes.canonical["system"].gather(canonical["canon"]),
+            codes.canonical["code"].gather(canonical["canon"]), opens_visit=pl.Series(opens_visit, dtype=pl.Boolean),
+        ),
+    ], how="horizontal")
     return patients.select(TIMELINE_PATIENT_COLUMNS), events, coverage, merged
 
 
