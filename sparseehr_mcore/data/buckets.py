@@ -148,17 +148,16 @@ def _bundles_opening_visits(events: pl.DataFrame, visit_ids: pl.Series) -> np.nd
     began on an earlier day: so an admission's procedure days and its discharge-day diagnoses
     form one visit, and a day without visit ids is one visit.
     """
-    day = events["date"].to_physical().to_numpy()
-    if visit_ids.null_count() == len(visit_ids):  # no visit ids: every bundle is a visit of its own
-        return np.ones(len(_bundle_starts(events)), dtype=bool)
+    starts = _bundle_starts(events)
+    if visit_ids.null_count() == len(visit_ids):  # no visit ids (or no events): every bundle is a visit
+        return np.ones(len(starts), dtype=bool)
     visit_day = (
         events.select("p", "date", visit=visit_ids)
         .select(pl.when(pl.col("visit").is_null()).then(pl.col("date"))
                 .otherwise(pl.col("date").min().over("p", "visit")).to_physical())
         .to_series().to_numpy()
     )
-    starts = _bundle_starts(events)
-    return np.minimum.reduceat(visit_day, starts) == day[starts] if len(starts) else np.zeros(0, dtype=bool)
+    return np.minimum.reduceat(visit_day, starts) == events["date"].to_physical().to_numpy()[starts]
 
 
 def _patient_attributes(patients: pl.DataFrame, first_day: pl.DataFrame) -> pl.DataFrame:

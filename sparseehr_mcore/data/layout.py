@@ -63,6 +63,8 @@ def _places(folders: list[Path]) -> str:
             described.append(f"{folder} (absent)")
             continue
         names = sorted(path.name + ("/" if path.is_dir() else "") for path in folder.iterdir())
-        listed = ", ".join(names[:LISTED_NAMES]) + (f" and {len(names) - LISTED_NAMES} more" if len(names) > LISTED_NAMES else "")
-        described.append(f"{folder} (has {listed or 'nothing'})")
+        listed = ", ".join(names[:LISTED_NAMES]) or "nothing"
+        if len(names) > LISTED_NAMES:
+            listed += f" and {len(names) - LISTED_NAMES} more"
+        described.append(f"{folder} (has {listed})")
     return "; ".join(described)

@@ -222,15 +222,16 @@ def _merge_outputs(config: PreprocessConfig, *, plan: dict, written: list[dict])
                 bar.update()
                 continue
             parts = [part_prefix(work, b, split) for b in buckets]
-            name = split if shard is None else f"shards/{shard:05d}-of-{plan['num_shards']:05d}/{split}"
-            merge_datasets(parts, work / "merged" / name)
             if shard is None:
+                merge_datasets(parts, work / "merged" / split)
                 merge_visits(parts, [result["patients"][split] for result in written], work / "merged" / split)
-            publish(work / "merged" / name, output / name)
-            if shard is None:
+                publish(work / "merged" / split, output / split)
                 os.replace(visits_path(work / "merged" / split), visits_path(output / split))
                 datasets[split] = split
             else:
+                name = f"shards/{shard:05d}-of-{plan['num_shards']:05d}/{split}"
+                merge_datasets(parts, work / "merged" / name)
+                publish(work / "merged" / name, output / name)
                 shard_datasets[split].append(name)
             bar.update()
     return datasets, shard_datasets

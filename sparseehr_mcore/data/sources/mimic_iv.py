@@ -126,11 +126,9 @@ class MimicIVReader(SourceReader):
         visits = admissions_visits(frames["admissions"], ledger, diagnosis_date=self.diagnosis_date)
         diagnoses = dated_by_visit(frames["diagnoses_icd"], visits, ledger)
         implausible = visits.filter(pl.col("implausible")).get_column("hadm_id")
-        events = pl.concat(
-            [
-                diagnoses.select(*EVENT_COLUMNS, *ORIGIN),
-                without_implausible_visits(frames["procedures_icd"], implausible, ledger).select(*EVENT_COLUMNS, *ORIGIN),
-                without_implausible_visits(frames["hcpcsevents"], implausible, ledger).select(*EVENT_COLUMNS, *ORIGIN),
-            ]
-        )
+        events = pl.concat([
+            diagnoses.select(*EVENT_COLUMNS, *ORIGIN),
+            *(without_implausible_visits(frames[name], implausible, ledger).select(*EVENT_COLUMNS, *ORIGIN)
+              for name in ("procedures_icd", "hcpcsevents")),
+        ])
         return frames["patients"], events

@@ -62,7 +62,8 @@ def test_bars_on_a_terminal_none_when_piped_or_quiet(tmp_path, preprocess_tool):
     status, _, piped = run_tool(preprocess_tool, [*argv, "--output-dir", str(tmp_path / "piped")], terminal=False)
     assert status == 0 and piped == ""
 
-    status, _, quiet = run_tool(preprocess_tool, [*argv, "--output-dir", str(tmp_path / "quiet"), "--quiet"], terminal=True)
+    quiet_argv = [*argv, "--output-dir", str(tmp_path / "quiet"), "--quiet"]
+    status, _, quiet = run_tool(preprocess_tool, quiet_argv, terminal=True)
     assert status == 0 and quiet == ""
     # The bars change nothing on disk.
     for name in ("train.bin", "train.idx", "manifest.json", "tokenizer/vocab.json"):
