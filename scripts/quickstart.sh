@@ -37,7 +37,7 @@ step "1/6 synthetic cohorts: $patients claims patients (ICD-10), $hospital_patie
 "$python" -m sparseehr_mcore.synthetic "$out/hospital" --profile hospital --patients "$hospital_patients" --seed 1
 
 step "2/6 preprocess (the hospital with the claims' frozen tokenizer)"
-"$python" tools/preprocess_ehr.py --source events --input "$out/claims" --output-dir "$out/claims-data" --progress
+"$python" tools/preprocess_ehr.py --source events --input "$out/claims" --output-dir "$out/claims-data"
 if [[ -n "$mimic_iv" ]]; then
   eval_source=mimic-iv eval_input="$mimic_iv" eval_name="MIMIC-IV ($mimic_iv)"
 else
@@ -45,7 +45,7 @@ else
 fi
 # The second site is all evaluation data: every patient in one split.
 "$python" tools/preprocess_ehr.py --source "$eval_source" --input "$eval_input" --output-dir "$out/eval-data" \
-  --tokenizer-dir "$out/claims-data/tokenizer" --split 0,0,1 --progress
+  --tokenizer-dir "$out/claims-data/tokenizer" --split 0,0,1
 
 step "3/6 pretrain the tiny model on the claims ($steps steps, torchrun, CPU)"
 "$python" -m torch.distributed.run --standalone --nproc_per_node 1 examples/pretrain_sparseehr.py \

@@ -23,6 +23,7 @@ import polars as pl
 from sparseehr_mcore.data.harmonize.rules import Harmoniser
 from sparseehr_mcore.data.ledger import Ledger
 from sparseehr_mcore.data.partition import patient_keys, split_of
+from sparseehr_mcore.data.sources.base import AgeLimits
 from sparseehr_mcore.data.timeline import CodedEvent, DayBundle, PatientTimeline, age_bucket_expr, system_rank
 
 SEX_CODES = {"M": "M", "MALE": "M", "F": "F", "FEMALE": "F"}
@@ -131,23 +132,32 @@ def _coverage(events: pl.DataFrame, codes: CodeTable) -> Counter:
     return coverage
 
 
-def _bundles_opening_visits(events: pl.DataFrame, visit_ids: pl.Series) -> pl.DataFrame:
-    """`opens_visit` per day bundle (`p`, `date`) of the kept `events`.
+def _bundle_starts(frame: pl.DataFrame) -> np.ndarray:
+    """Row positions where a new day bundle (`p`, `date`) begins in a frame sorted by both."""
+    p, day = frame["p"].to_numpy(), frame["date"].to_physical().to_numpy()
+    change = np.ones(len(p), dtype=bool)
+    change[1:] = (p[1:] != p[:-1]) | (day[1:] != day[:-1])
+    return np.flatnonzero(change)
+
+
+def _bundles_opening_visits(events: pl.DataFrame, visit_ids: pl.Series) -> np.ndarray:
+    """`opens_visit` per day bundle of the kept `events` (sorted by `p`, `date`), in bundle order.
 
     A visit begins on the first day any of its kept events falls on; an event without a visit id
     is a visit of its own day. A bundle opens a visit unless it holds an event of a visit that
     began on an earlier day: so an admission's procedure days and its discharge-day diagnoses
     form one visit, and a day without visit ids is one visit.
     """
+    starts = _bundle_starts(events)
+    if visit_ids.null_count() == len(visit_ids):  # no visit ids (or no events): every bundle is a visit
+        return np.ones(len(starts), dtype=bool)
     visit_day = (
-        pl.when(pl.col("visit").is_null()).then(pl.col("date")).otherwise(pl.col("date").min().over("p", "visit"))
-    )
-    return (
         events.select("p", "date", visit=visit_ids)
-        .with_columns(visit_day=visit_day)
-        .group_by("p", "date")
-        .agg(opens_visit=pl.col("visit_day").min() == pl.col("date").first())
+        .select(pl.when(pl.col("visit").is_null()).then(pl.col("date"))
+                .otherwise(pl.col("date").min().over("p", "visit")).to_physical())
+        .to_series().to_numpy()
     )
+    return np.minimum.reduceat(visit_day, starts) == events["date"].to_physical().to_numpy()[starts]
 
 
 def _patient_attributes(patients: pl.DataFrame, first_day: pl.DataFrame) -> pl.DataFrame:
@@ -157,9 +167,29 @@ def _patient_attributes(patients: pl.DataFrame, first_day: pl.DataFrame) -> pl.D
     )
 
 
+def _without_impossible_ages(
+    patients: pl.DataFrame, events: pl.DataFrame, *, rows: pl.DataFrame, codes: CodeTable, ages: AgeLimits,
+    ledger: Ledger,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(patients, events) less the patients whose age at their first event is implausible: the
+    patient row first (strict mode names it), then each of their events, as `impossible_age`."""
+    first = events.group_by("p").agg(first_year=pl.col("date").min().dt.year())
+    aged = patients.join(first, on="p", how="inner").with_columns(age=pl.col("first_year") - pl.col("birth_year"))
+    impossible = aged.filter(ages.implausible(pl.col("age")).fill_null(False))
+    if impossible.is_empty():
+        return patients, events
+    ledger.drop_frame(
+        impossible.filter(pl.col("_row").is_not_null()).select("patient_id", "birth_year", "age", "_table", "_row"),
+        "impossible_age",
+    )
+    dropped = events["p"].is_in(impossible["p"].implode())
+    ledger.drop_frame(_details(rows, events.filter(dropped), codes), "impossible_age")
+    return patients.filter(~pl.col("p").is_in(impossible["p"].implode())), events.filter(~dropped)
+
+
 def build_bucket(
     patients: pl.DataFrame, events: pl.DataFrame, *, harmoniser: Harmoniser, ledger: Ledger,
-    seed: int, fractions: tuple[float, float, float],
+    seed: int, fractions: tuple[float, float, float], ages: AgeLimits = AgeLimits(),
 ) -> tuple[pl.DataFrame, pl.DataFrame, Counter, int]:
     """Canonical (patients, events) of one bucket in dataset order, coverage, and merged-event count."""
     patients = _first_rows(patients, ["patient_id"], ledger)
@@ -198,6 +228,7 @@ def build_bucket(
             )
             ledger.drop_frame(details, reason)
     events = events.filter(outcome.is_in(MAPPED))
+    patients, events = _without_impossible_ages(patients, events, rows=rows, codes=codes, ages=ages, ledger=ledger)
     _count_kept(events, ledger)
     opening = _bundles_opening_visits(events, rows["visit_id"].gather(events["i"]))
 
@@ -214,16 +245,20 @@ def build_bucket(
     )
     patients = _patient_attributes(patients.filter(with_events), first_day)
     _count_kept(patients, ledger)
-    by_position = patients.select("p", "key", "patient_id", "split")
-    events = (
-        canonical.join(by_position, on="p", how="left", maintain_order="left")
-        .join(opening, on=["p", "date"], how="left", maintain_order="left")
-        .select(
-            "key", "patient_id", "split", "date",
-            codes.canonical["system"].gather(canonical["canon"]), codes.canonical["code"].gather(canonical["canon"]),
-            "opens_visit",
-        )
-    )
+    # `canonical` holds the same day bundles as the kept events, in the same (p, date) order: each
+    # bundle's flag repeats over its rows. Patients are sorted by `p`: a search finds each row's.
+    starts = _bundle_starts(canonical)
+    if len(starts) != len(opening):
+        raise RuntimeError(f"internal error: {len(opening)} day bundles before harmonisation, {len(starts)} after")
+    opens_visit = np.repeat(opening, np.diff(np.append(starts, canonical.height)))
+    patient_rows = np.searchsorted(patients["p"].to_numpy(), canonical["p"].to_numpy())
+    events = pl.concat([
+        patients.select("key", "patient_id", "split")[patient_rows],
+        canonical.select(
+            "date", codes.canonical["system"].gather(canonical["canon"]),
+            codes.canonical["code"].gather(canonical["canon"]), opens_visit=pl.Series(opens_visit, dtype=pl.Boolean),
+        ),
+    ], how="horizontal")
     return patients.select(TIMELINE_PATIENT_COLUMNS), events, coverage, merged
 
 

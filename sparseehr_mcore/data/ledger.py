@@ -33,6 +33,10 @@ DROP_REASONS = {
     "duplicate_row": "the same patient, day, code system and code already read",
     "unknown_patient": "an event for a patient absent from the patient table",
     "unknown_visit": "a diagnosis whose admission/visit is absent or has no date",
+    "discharge_before_admission": "an admission discharged on a day before it began, and every diagnosis or "
+    "procedure row of that admission",
+    "impossible_age": "a patient whose age at the first kept event is negative or above --max-age, and every "
+    "kept row of that patient",
     "no_events": "a patient with no kept events",
 }
 
@@ -120,6 +124,15 @@ class Ledger:
             return frame
         self.drop_frame(frame.filter(bad), reason)
         return frame.filter(~bad)
+
+    def stop_on(self, frame: pl.DataFrame, condition: pl.Expr, reason: str) -> None:
+        """In strict mode, raise at the first row of `frame` where `condition` holds; otherwise nothing.
+
+        For rows that are dropped later together with the rows that depend on them (an implausible
+        admission and its diagnoses), while strict mode must still stop in file order.
+        """
+        if self.strict:
+            self.drop_where(frame, condition, reason)
 
     def merge(self, other: "Ledger") -> None:
         """Add another ledger's counts (from another bucket or worker)."""

@@ -15,17 +15,32 @@ from pathlib import Path
 
 from sparseehr_mcore.data.ledger import DROP_REASONS
 from sparseehr_mcore.data.partition import SPLITS
+from sparseehr_mcore.data.progress import phase_bar
 
 MANIFEST_FILE = "manifest.json"
 SCHEMA_VERSION = 1
 
 
-def file_sha256(path: Path, *, chunk: int = 1 << 22) -> str:
+def file_sha256(path: Path, *, chunk: int = 1 << 22, on_read=None) -> str:
+    """Hex sha256 of a file's bytes; `on_read(n)` after each block read (a progress bar's update)."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         while block := handle.read(chunk):
             digest.update(block)
+            if on_read is not None:
+                on_read(len(block))
     return digest.hexdigest()
+
+
+def hash_inputs(tables, *, progress: bool) -> list[dict]:
+    """`inputs` of the manifest: each table's file name, size and sha256 (a bar in input bytes:
+    hashing reads every input once more)."""
+    sizes = [path.stat().st_size for _, _, path in tables]
+    with phase_bar("finish: hash inputs", total=sum(sizes), enabled=progress, in_bytes=True) as bar:
+        return [
+            {"table": table, "file": path.name, "bytes": size, "sha256": file_sha256(path, on_read=bar.update)}
+            for (_, table, path), size in zip(tables, sizes)
+        ]
 
 
 def write_json_atomic(path: Path, values: dict) -> None:
@@ -68,10 +83,7 @@ def build_manifest(*, config, reader, tables, ledger, harmoniser, coverage, merg
     manifest = {
         "schema_version": SCHEMA_VERSION,
         "source": config.source,
-        "inputs": [
-            {"table": table, "file": path.name, "bytes": path.stat().st_size, "sha256": file_sha256(path)}
-            for _, table, path in tables
-        ],
+        "inputs": hash_inputs(tables, progress=config.progress),
         "flags": flags,
         "harmonisation": {**harmoniser.describe(), "coverage": by_system},
         "counts": {

@@ -22,6 +22,7 @@ from sparseehr_mcore.data.indexed import merge_datasets, publish
 from sparseehr_mcore.data.ledger import Ledger, PreprocessError
 from sparseehr_mcore.data.manifest import MANIFEST_FILE, build_manifest, write_json_atomic
 from sparseehr_mcore.data.partition import SPLITS
+from sparseehr_mcore.data.progress import phase_bar
 from sparseehr_mcore.data.reading import FilePart, split_file
 from sparseehr_mcore.data.run_config import (
     TIMELINES_DIR,
@@ -114,7 +115,8 @@ def stage(config: PreprocessConfig, *, pool=None) -> dict:
     plan["stage_tasks"] = len(parts)
     config.work.mkdir(parents=True)
     tasks = [(config, plan["num_buckets"], i, table, part) for i, (table, part) in enumerate(parts)]
-    map_ordered(stage_one, tasks, pool=pool, desc="stage", progress=config.progress)
+    sizes = [table[2].stat().st_size if part.end is None else part.end - part.start for table, (_, part) in parts]
+    map_ordered(stage_one, tasks, pool=pool, desc="stage", progress=config.progress, sizes=sizes)
     _check_empty_tables(config, _stage_ledger(config.work, plan["stage_tasks"]), tables=tables)
     write_json_atomic(config.work / PLAN_FILE, plan)
     return plan
@@ -145,7 +147,7 @@ def build(config: PreprocessConfig, *, shard: int | None = None, pool=None) -> N
     """Timelines and term counts of every bucket of `shard` (all shards when None)."""
     plan = _plan(config)
     tasks = [(config, plan["tables"], b) for b in _buckets(plan, shard)]
-    map_ordered(build_one, tasks, pool=pool, desc="timelines", progress=config.progress)
+    map_ordered(build_one, tasks, pool=pool, desc="build", progress=config.progress)
 
 
 def vocab(config: PreprocessConfig) -> None:
@@ -157,10 +159,14 @@ def vocab(config: PreprocessConfig) -> None:
         copy_frozen_tokenizer(Path(config.tokenizer_dir), target, bundle_order=config.bundle_order)
         return
     terms: Counter = Counter()
-    for bucket in range(plan["num_buckets"]):
-        terms.update(read_result(config.work, "build", bucket)["terms"])
-    save_new_tokenizer(target, terms, plugin=config.tokenizer, min_count=config.min_count,
-                       bundle_order=config.bundle_order)
+    # One step per bucket's counts, one for building and saving the vocabulary.
+    with phase_bar("vocab", total=plan["num_buckets"] + 1, enabled=config.progress) as bar:
+        for bucket in range(plan["num_buckets"]):
+            terms.update(read_result(config.work, "build", bucket)["terms"])
+            bar.update()
+        save_new_tokenizer(target, terms, plugin=config.tokenizer, min_count=config.min_count,
+                           bundle_order=config.bundle_order)
+        bar.update()
 
 
 def copy_frozen_tokenizer(source: Path, target: Path, *, bundle_order: str | None) -> None:
@@ -209,7 +215,7 @@ def finish(config: PreprocessConfig) -> dict:
     coverage = Counter()
     for result in built:
         coverage.update({tuple(row[:3]): row[3] for row in result["coverage"]})
-    datasets, shard_datasets = merge_outputs(output, work, plan=plan, written=written)
+    datasets, shard_datasets = merge_outputs(output, work, plan=plan, written=written, progress=config.progress)
     tokenizer = load_tokenizer(work / TOKENIZER_DIR)
     (work / TOKENIZER_DIR).rename(output / TOKENIZER_DIR)
     (work / TIMELINES_DIR).rename(output / TIMELINES_DIR)
@@ -259,29 +265,32 @@ def run_preprocess(config: PreprocessConfig, *, phase: str = "all", shard: int |
             pool.shutdown(cancel_futures=True)
 
 
-def merge_outputs(output: Path, work: Path, *, plan: dict, written: list[dict]):
+def merge_outputs(output: Path, work: Path, *, plan: dict, written: list[dict], progress: bool):
     """Merge bucket parts into one dataset per split, and per shard when there are several.
 
     A split (or a shard's split) with no patients gets no files: Megatron-Core cannot map an empty
     `.bin`, so the manifest lists only the datasets that exist.
     """
     datasets, shard_datasets = {}, {split: [] for split in SPLITS}
-    for split in SPLITS:
-        if plan["num_shards"] > 1:
-            for shard in range(plan["num_shards"]):
-                buckets = _buckets(plan, shard)
-                if not sum(written[b]["patients"][split] for b in buckets):
-                    continue
+    shards = list(range(plan["num_shards"])) if plan["num_shards"] > 1 else []
+    steps = [(split, shard) for split in SPLITS for shard in [*shards, None]]  # None: the merged split
+    with phase_bar("finish: merge", total=len(steps), enabled=progress) as bar:
+        for split, shard in steps:
+            buckets = _buckets(plan, shard)
+            if not sum(written[b]["patients"][split] for b in buckets):
+                bar.update()
+                continue
+            parts = [part_prefix(work, b, split) for b in buckets]
+            if shard is None:
+                merge_datasets(parts, work / "merged" / split)
+                merge_visits(parts, [result["patients"][split] for result in written], work / "merged" / split)
+                publish(work / "merged" / split, output / split)
+                os.replace(visits_path(work / "merged" / split), visits_path(output / split))
+                datasets[split] = split
+            else:
                 name = f"shards/{shard:05d}-of-{plan['num_shards']:05d}/{split}"
-                merge_datasets([part_prefix(work, b, split) for b in buckets], work / "merged" / name)
+                merge_datasets(parts, work / "merged" / name)
                 publish(work / "merged" / name, output / name)
                 shard_datasets[split].append(name)
-        if not sum(result["patients"][split] for result in written):
-            continue
-        parts = [part_prefix(work, b, split) for b in range(plan["num_buckets"])]
-        merge_datasets(parts, work / "merged" / split)
-        merge_visits(parts, [result["patients"][split] for result in written], work / "merged" / split)
-        publish(work / "merged" / split, output / split)
-        os.replace(visits_path(work / "merged" / split), visits_path(output / split))
-        datasets[split] = split
+            bar.update()
     return datasets, shard_datasets

@@ -43,13 +43,19 @@ def _is_parquet(path: Path) -> bool:
     return path.name.lower().endswith(PARQUET_SUFFIXES)
 
 
+def _compression(path: Path) -> str | None:
+    """gzip for `.gz` in any case: pyarrow's own detection knows only the lower-case suffix, and
+    tables are matched in any case (`PERSON.CSV.GZ`)."""
+    return "gzip" if path.name.lower().endswith(".gz") else None
+
+
 def table_columns(path: Path) -> list[str]:
     """The column names in a table file's header or schema."""
     try:
         if _is_parquet(path):
             return list(pq.ParquetFile(path).schema_arrow.names)
         # Only the first line: a malformed row further down must be counted, not fail the header.
-        with pa.input_stream(str(path), compression="detect") as stream:
+        with pa.input_stream(str(path), compression=_compression(path)) as stream:
             first = stream.read(1 << 16).split(b"\n", 1)[0].rstrip(b"\r")
         return next(csv.reader([first.decode("utf-8")]))
     except (pa.ArrowInvalid, OSError, UnicodeDecodeError, StopIteration) as err:
@@ -213,10 +219,10 @@ def _csv_frames(path: Path, *, table: str, spelled: dict[str, str], ledger: Ledg
         yield frame, bad, malformed
 
 
-def _csv_source(path: Path, part: FilePart) -> tuple[str | pa.BufferReader, list[str] | None]:
+def _csv_source(path: Path, part: FilePart) -> tuple[pa.NativeFile, list[str] | None]:
     """What pyarrow reads for `part`, and the column names when the range has no header line."""
     if part.end is None:
-        return str(path), None
+        return pa.input_stream(str(path), compression=_compression(path)), None
     with pa.memory_map(str(path)) as mapped:  # the buffer keeps its pages mapped after the file closes
         return pa.BufferReader(mapped.read_at(part.end - part.start, part.start)), table_columns(path)
 

@@ -109,7 +109,7 @@ def run_retokenize(config: RetokenizeConfig) -> dict:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
         written = [read_result(work, "tokenize", b) for b in range(num_buckets)]
-        datasets, shard_datasets = merge_outputs(output, work, plan=plan, written=written)
+        datasets, shard_datasets = merge_outputs(output, work, plan=plan, written=written, progress=config.progress)
         tokenizer = load_tokenizer(work / TOKENIZER_DIR)
         (work / TOKENIZER_DIR).rename(output / TOKENIZER_DIR)
         (output / TIMELINES_DIR).mkdir()

@@ -14,8 +14,8 @@ from sparseehr_mcore.data.harmonize.gems import (
 )
 from sparseehr_mcore.data.harmonize.rules import Harmoniser, HarmonizeConfig
 from sparseehr_mcore.data.ledger import PreprocessError
-from sparseehr_mcore.data.reading import find_table_file
-from sparseehr_mcore.data.sources.base import DateLimits, SourceReader
+from sparseehr_mcore.data.layout import find_tables
+from sparseehr_mcore.data.sources.base import MAX_AGE, DateLimits, SourceReader
 from sparseehr_mcore.data.sources.registry import SOURCES
 
 WORK_DIR = ".work"
@@ -42,6 +42,7 @@ class PreprocessConfig:
     diagnosis_date: str = "discharge"
     min_year: int = 1850
     max_year: int = 2250
+    max_age: int = MAX_AGE
     extra_code_systems: tuple[str, ...] = ()
     seed: int = 1234
     split_fractions: tuple[float, float, float] = (0.9, 0.05, 0.05)
@@ -64,6 +65,8 @@ class PreprocessConfig:
             raise PreprocessError(f"--min-count must be >= 1, got {self.min_count}")
         if self.workers < 1 or self.num_shards < 1:
             raise PreprocessError("--workers and --num-shards must be >= 1")
+        if self.max_age < 0:
+            raise PreprocessError(f"--max-age must be >= 0, got {self.max_age}")
         if self.bucket_bytes < 1:
             raise PreprocessError("--bucket-mb must be > 0")
         if self.part_bytes < 1:
@@ -94,7 +97,8 @@ class PreprocessConfig:
 
 def make_reader(config: PreprocessConfig) -> SourceReader:
     cls = SOURCES[config.source]
-    kwargs = {"limits": DateLimits(config.min_year, config.max_year), "extra_code_systems": config.extra_code_systems}
+    kwargs = {"limits": DateLimits(config.min_year, config.max_year), "extra_code_systems": config.extra_code_systems,
+              "max_age": config.max_age}
     if config.source in ("mimic-iv", "mimic-iii"):
         kwargs["diagnosis_date"] = config.diagnosis_date
     return cls(**kwargs)
@@ -120,22 +124,4 @@ def make_harmoniser(config: PreprocessConfig) -> Harmoniser:
 
 def input_tables(config: PreprocessConfig, reader: SourceReader) -> list[tuple[str, str, Path]]:
     """(spec name, ledger table name, file) for every table of the source found in the input."""
-    input_dir = Path(config.input_dir)
-    if hasattr(reader, "table_files"):
-        tables = reader.table_files(input_dir)
-        if not tables:
-            raise PreprocessError(f"{input_dir}: no MEDS parquet files under data/")
-        return tables
-    found = []
-    for spec in reader.tables:
-        path = find_table_file(input_dir, spec.name)
-        if path is None:
-            if spec.name in reader.optional_tables:
-                continue
-            present = ", ".join(sorted(p.name for p in input_dir.iterdir())) or "nothing"
-            raise PreprocessError(
-                f"{input_dir}: no {spec.name} table ({spec.name}.csv, .csv.gz or .parquet) for --source "
-                f"{config.source}; the directory has {present}"
-            )
-        found.append((spec.name, spec.name, path))
-    return found
+    return find_tables(reader, Path(config.input_dir))

@@ -17,13 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from tqdm import tqdm
 
 from sparseehr_mcore.data.buckets import build_bucket, iter_timelines
 from sparseehr_mcore.data.indexed import DTYPE, write_dataset
 from sparseehr_mcore.data.ledger import Ledger, PreprocessError
 from sparseehr_mcore.data.manifest import write_json_atomic
 from sparseehr_mcore.data.partition import SPLITS
+from sparseehr_mcore.data.progress import phase_bar
 from sparseehr_mcore.data.reading import FilePart
 from sparseehr_mcore.data.run_config import TIMELINES_DIR, PreprocessConfig, make_harmoniser, make_reader
 from sparseehr_mcore.data.staging import load_staged, stage_table
@@ -55,16 +55,24 @@ def worker_pool(workers: int, *, config: PreprocessConfig | None) -> ProcessPool
     return ProcessPoolExecutor(workers, mp_context=context, initializer=_warm_worker, initargs=(config,))
 
 
-def map_ordered(function, items, *, pool: ProcessPoolExecutor | None, desc: str, progress: bool) -> list:
+def map_ordered(
+    function, items, *, pool: ProcessPoolExecutor | None, desc: str, progress: bool, sizes: list[int] | None = None
+) -> list:
     """Ordered map over `items`, in `pool` when given (one pool serves every phase of a run, so
-    workers pay their imports once)."""
+    workers pay their imports once). The bar, drawn here in the parent, advances as results come
+    back: by task, or by `sizes` (input bytes per item) when given."""
     items = list(items)
-    if pool is None or len(items) <= 1:
-        return [function(item) for item in tqdm(items, desc=desc, disable=not progress)]
-    try:
-        return list(tqdm(pool.map(function, items), total=len(items), desc=desc, disable=not progress))
-    except BrokenProcessPool as err:
-        raise PreprocessError(f"a {desc} worker process died ({err}); rerun with --workers 1 to see why") from None
+    steps = sizes if sizes is not None else [1] * len(items)
+    results = []
+    with phase_bar(desc, total=sum(steps), enabled=progress, in_bytes=sizes is not None) as bar:
+        outcomes = map(function, items) if pool is None or len(items) <= 1 else pool.map(function, items)
+        try:
+            for result, step in zip(outcomes, steps):
+                results.append(result)
+                bar.update(step)
+        except BrokenProcessPool as err:
+            raise PreprocessError(f"a {desc} worker process died ({err}); rerun with --workers 1 to see why") from None
+    return results
 
 
 def result_path(work: Path, phase: str, index: int) -> Path:
@@ -99,7 +107,7 @@ def build_one(task: tuple[PreprocessConfig, list[Table], int]) -> None:
     patients, events = reader.assemble(load_staged(reader, tables, config.work, bucket), ledger)
     patients, events, coverage, merged = build_bucket(
         patients, events, harmoniser=make_harmoniser(config), ledger=ledger, seed=config.seed,
-        fractions=config.split_fractions,
+        fractions=config.split_fractions, ages=reader.ages,
     )
     patients_path, events_path = timeline_paths(config.work / TIMELINES_DIR, bucket)
     patients_path.parent.mkdir(parents=True, exist_ok=True)

@@ -61,6 +61,45 @@ class TableSpec:
 
 
 @dataclass(frozen=True)
+class TableLayout:
+    """Where a source's tables may live under `--input`, so a release folder works as downloaded.
+
+    Attributes:
+        folders: folders relative to `--input` ("" is `--input` itself), tried in order: the first
+            that holds every required table is read (MIMIC-IV ships its tables under `hosp/`).
+        shards: for a source whose one table is many files (MEDS), a glob under the first folder
+            that matches any file; each file is then a table of its own in the ledger.
+    """
+
+    folders: tuple[str, ...] = ("",)
+    shards: str | None = None
+
+
+MAX_AGE = 120  # years at the first kept event; the oldest verified human lived to 122
+
+
+@dataclass(frozen=True)
+class AgeLimits:
+    """Plausible ages (whole years from birth year to the year of the first kept event).
+
+    Attributes:
+        max_age: older is `impossible_age`, as is any negative age (a birth year after the events).
+        shifted: an age range (inclusive) that a source's de-identification moves real ages into;
+            ages there are plausible (MIMIC-III sets the birth date of patients over 89 to 300
+            years before their first admission).
+    """
+
+    max_age: int = MAX_AGE
+    shifted: tuple[int, int] | None = None
+
+    def implausible(self, age: pl.Expr) -> pl.Expr:
+        outside = (age < 0) | (age > self.max_age)
+        if self.shifted is not None:
+            outside = outside & ~age.is_between(*self.shifted)
+        return outside
+
+
+@dataclass(frozen=True)
 class DateLimits:
     """Dates outside [min_year, max_year] are impossible (MIMIC shifts dates into 2100-2210)."""
 
@@ -74,13 +113,16 @@ class SourceReader(ABC):
     name: str = ""
     tables: tuple[TableSpec, ...] = ()
     optional_tables: tuple[str, ...] = ()
+    layout: TableLayout = TableLayout()
     # Where events get their `visit_id` (written to the manifest): visits are what next-visit
     # evaluation scores; a day bundle without any event of an earlier-begun visit opens a new one.
     visits: str = "none: every day bundle is a visit of its own"
+    shifted_ages: tuple[int, int] | None = None  # see `AgeLimits.shifted`
 
-    def __init__(self, *, limits: DateLimits, extra_code_systems: tuple[str, ...] = ()) -> None:
+    def __init__(self, *, limits: DateLimits, extra_code_systems: tuple[str, ...] = (), max_age: int = MAX_AGE) -> None:
         self.limits = limits
         self.extra_code_systems = tuple(s.upper() for s in extra_code_systems)
+        self.ages = AgeLimits(max_age=max_age, shifted=self.shifted_ages)
 
     @abstractmethod
     def clean(self, table: str, frame: pl.DataFrame, ledger: Ledger) -> pl.DataFrame:
@@ -140,3 +182,11 @@ def empty_patients() -> pl.DataFrame:
         schema={"patient_id": pl.Utf8, "sex": pl.Utf8, "birth_year": pl.Int32, "region": pl.Utf8,
                 "_table": pl.Utf8, "_row": pl.Int64}
     )
+
+
+def without_implausible_visits(frame: pl.DataFrame, implausible: pl.Series, ledger: Ledger) -> pl.DataFrame:
+    """`frame` (rows with a `visit_id`) less the rows of the `implausible` visits (ids; stays that
+    end before they begin), counted as `discharge_before_admission`."""
+    if implausible.is_empty():
+        return frame
+    return ledger.drop_where(frame, pl.col("visit_id").is_in(implausible.implode()), "discharge_before_admission")

@@ -8,8 +8,6 @@ time are `missing_value`; vocabularies we do not know are `unknown_code_system` 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import polars as pl
 
 from sparseehr_mcore.data.ledger import Ledger
@@ -17,6 +15,7 @@ from sparseehr_mcore.data.sources.base import (
     EVENT_COLUMNS,
     ORIGIN,
     SourceReader,
+    TableLayout,
     TableSpec,
     drop_missing,
     normalise_systems,
@@ -32,12 +31,7 @@ class MedsReader(SourceReader):
 
     name = "meds"
     tables = (TableSpec("data", ("subject_id", "time", "code"), "subject_id"),)
-
-    def table_files(self, input_dir: Path) -> list[tuple[str, str, Path]]:
-        """(spec name, ledger table name, path) for every MEDS data shard, in path order."""
-        root = input_dir / "data" if (input_dir / "data").is_dir() else input_dir
-        paths = sorted(root.rglob("*.parquet"))
-        return [("data", str(path.relative_to(input_dir)), path) for path in paths]
+    layout = TableLayout(folders=("data", ""), shards="**/*.parquet")  # a MEDS root, or its data/ folder
 
     def clean(self, table: str, frame: pl.DataFrame, ledger: Ledger) -> pl.DataFrame:
         frame = drop_missing(frame.rename({"subject_id": "patient_id"}), ["patient_id", "code"], ledger)

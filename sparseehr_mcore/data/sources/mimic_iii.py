@@ -13,6 +13,7 @@ import polars as pl
 from sparseehr_mcore.data.ledger import Ledger
 from sparseehr_mcore.data.sources.base import (
     EVENT_COLUMNS,
+    MAX_AGE,
     ORIGIN,
     DateLimits,
     SourceReader,
@@ -20,10 +21,12 @@ from sparseehr_mcore.data.sources.base import (
     drop_missing,
     parse_dates,
 )
-from sparseehr_mcore.data.sources.mimic_iv import admissions_visits, dated_by_visit
+from sparseehr_mcore.data.sources.mimic_iv import admissions_visits, clean_admissions, dated_by_visit
 from sparseehr_mcore.data.timeline import ICD9CM, ICD9PCS
 
 BIRTH_YEAR_SLACK = 350
+SHIFTED_AGE = 300  # the age MIMIC-III gives a patient over 89 at the first admission
+HIPAA_AGE = 89
 
 
 class MimicIIIReader(SourceReader):
@@ -31,6 +34,8 @@ class MimicIIIReader(SourceReader):
 
     name = "mimic-iii"
     visits = "admissions (hadm_id)"
+    # Real ages 89..MAX_AGE read as 300 at the first admission, a few years more at later ones.
+    shifted_ages = (SHIFTED_AGE, SHIFTED_AGE + MAX_AGE - HIPAA_AGE)
     tables = (
         TableSpec("PATIENTS", ("subject_id", "gender", "dob"), "subject_id", role="patients"),
         TableSpec("ADMISSIONS", ("subject_id", "hadm_id", "admittime", "dischtime"), "subject_id", role="visits"),
@@ -38,8 +43,8 @@ class MimicIIIReader(SourceReader):
         TableSpec("PROCEDURES_ICD", ("subject_id", "hadm_id", "icd9_code"), "subject_id"),
     )
 
-    def __init__(self, *, limits: DateLimits, extra_code_systems=(), diagnosis_date: str = "discharge") -> None:
-        super().__init__(limits=limits, extra_code_systems=extra_code_systems)
+    def __init__(self, *, diagnosis_date: str = "discharge", **common) -> None:
+        super().__init__(**common)
         self.diagnosis_date = diagnosis_date
 
     def clean(self, table: str, frame: pl.DataFrame, ledger: Ledger) -> pl.DataFrame:
@@ -52,10 +57,7 @@ class MimicIIIReader(SourceReader):
                 region=pl.lit(None, pl.Utf8), *ORIGIN,
             )
         if table == "ADMISSIONS":
-            frame = drop_missing(frame, ["hadm_id"], ledger)
-            frame = parse_dates(frame, "admittime", ledger, self.limits, output="admit_date")
-            frame = parse_dates(frame, "dischtime", ledger, self.limits, output="discharge_date")
-            return frame.select("patient_id", "hadm_id", "admit_date", "discharge_date", *ORIGIN)
+            return clean_admissions(frame, ledger, self.limits)
         frame = drop_missing(frame, ["hadm_id", "icd9_code"], ledger)
         system = ICD9CM if table == "DIAGNOSES_ICD" else ICD9PCS
         return frame.select("patient_id", "hadm_id", system=pl.lit(system), code=pl.col("icd9_code"), *ORIGIN)

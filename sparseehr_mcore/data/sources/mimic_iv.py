@@ -18,9 +18,11 @@ from sparseehr_mcore.data.sources.base import (
     ORIGIN,
     DateLimits,
     SourceReader,
+    TableLayout,
     TableSpec,
     drop_missing,
     parse_dates,
+    without_implausible_visits,
 )
 from sparseehr_mcore.data.timeline import CPT, ICD9CM, ICD9PCS, ICD10CM, ICD10PCS
 
@@ -36,23 +38,45 @@ def icd_system(frame: pl.DataFrame, ledger: Ledger, *, nine: str, ten: str) -> p
     return ledger.drop_where(frame, pl.col("system").is_null(), "unknown_code_system")
 
 
+def clean_admissions(frame: pl.DataFrame, ledger: Ledger, limits: DateLimits) -> pl.DataFrame:
+    """Admission and discharge days of each admission, and whether the stay is `implausible`.
+
+    A discharge on a day before the admission's is implausible: the admission and every row that
+    points at it are dropped in `admissions_visits` and `dated_by_visit` (their dependants are in
+    other tables); strict mode stops here, at the first such row in file order. Days, not times, are
+    compared: a discharge hours before the admission on the same day changes no date of the timeline.
+    """
+    frame = drop_missing(frame, ["hadm_id"], ledger)
+    frame = parse_dates(frame, "admittime", ledger, limits, output="admit_date")
+    frame = parse_dates(frame, "dischtime", ledger, limits, output="discharge_date")
+    frame = frame.with_columns(implausible=pl.col("discharge_date") < pl.col("admit_date"))
+    ledger.stop_on(frame, pl.col("implausible"), "discharge_before_admission")
+    return frame.select("patient_id", "hadm_id", "admit_date", "discharge_date", "implausible", *ORIGIN)
+
+
 def admissions_visits(frame: pl.DataFrame, ledger: Ledger, *, diagnosis_date: str) -> pl.DataFrame:
-    """Admissions with one row per hadm_id and the day their diagnoses are dated (`visit_date`)."""
+    """One row per hadm_id: the day its diagnoses are dated (`visit_date`, null for an implausible
+    stay, which is dropped here as `discharge_before_admission`) and `implausible`."""
     frame = frame.sort("_table", "_row")
     first = frame.select(pl.col("hadm_id").is_first_distinct()).to_series()
     ledger.drop_frame(frame.filter(~first), "duplicate_row")
     frame = frame.filter(first)
+    ledger.drop_frame(frame.filter(pl.col("implausible")), "discharge_before_admission")
     for table in frame.get_column("_table").unique().to_list():
-        ledger.keep(table, frame.filter(pl.col("_table") == table).height)
+        ledger.keep(table, frame.filter((pl.col("_table") == table) & ~pl.col("implausible")).height)
     column = "discharge_date" if diagnosis_date == "discharge" else "admit_date"
-    return frame.select("hadm_id", pl.col(column).alias("visit_date"))
+    return frame.select(
+        "hadm_id", pl.when(~pl.col("implausible")).then(pl.col(column)).alias("visit_date"), "implausible"
+    )
 
 
 def dated_by_visit(frame: pl.DataFrame, visits: pl.DataFrame, ledger: Ledger) -> pl.DataFrame:
-    """Give each row its admission's day and id; rows whose admission is absent are `unknown_visit`."""
+    """Give each row its admission's day and id; rows of an implausible admission are
+    `discharge_before_admission`, rows whose admission is absent `unknown_visit`."""
     joined = frame.join(visits, on="hadm_id", how="left")
+    joined = ledger.drop_where(joined, pl.col("implausible"), "discharge_before_admission")
     joined = ledger.drop_where(joined, pl.col("visit_date").is_null(), "unknown_visit")
-    return joined.rename({"visit_date": "date"}).with_columns(visit_id=pl.col("hadm_id"))
+    return joined.drop("implausible").rename({"visit_date": "date"}).with_columns(visit_id=pl.col("hadm_id"))
 
 
 class MimicIVReader(SourceReader):
@@ -60,6 +84,7 @@ class MimicIVReader(SourceReader):
 
     name = "mimic-iv"
     visits = "admissions (hadm_id)"
+    layout = TableLayout(folders=("", "hosp"))  # the hosp/ folder, or the release root above it
     tables = (
         TableSpec("patients", ("subject_id", "gender", "anchor_age", "anchor_year"), "subject_id", role="patients"),
         TableSpec("admissions", ("subject_id", "hadm_id", "admittime", "dischtime"), "subject_id", role="visits"),
@@ -70,8 +95,8 @@ class MimicIVReader(SourceReader):
         TableSpec("hcpcsevents", ("subject_id", "hadm_id", "chartdate", "hcpcs_cd"), "subject_id"),
     )
 
-    def __init__(self, *, limits: DateLimits, extra_code_systems=(), diagnosis_date: str = "discharge") -> None:
-        super().__init__(limits=limits, extra_code_systems=extra_code_systems)
+    def __init__(self, *, diagnosis_date: str = "discharge", **common) -> None:
+        super().__init__(**common)
         self.diagnosis_date = diagnosis_date
 
     def clean(self, table: str, frame: pl.DataFrame, ledger: Ledger) -> pl.DataFrame:
@@ -80,10 +105,7 @@ class MimicIVReader(SourceReader):
             birth = pl.col("anchor_year").cast(pl.Int32, strict=False) - pl.col("anchor_age").cast(pl.Int32, strict=False)
             return frame.select("patient_id", sex=pl.col("gender"), birth_year=birth, region=pl.lit(None, pl.Utf8), *ORIGIN)
         if table == "admissions":
-            frame = drop_missing(frame, ["hadm_id"], ledger)
-            frame = parse_dates(frame, "admittime", ledger, self.limits, output="admit_date")
-            frame = parse_dates(frame, "dischtime", ledger, self.limits, output="discharge_date")
-            return frame.select("patient_id", "hadm_id", "admit_date", "discharge_date", *ORIGIN)
+            return clean_admissions(frame, ledger, self.limits)
         if table == "diagnoses_icd":
             frame = drop_missing(frame, ["hadm_id", "icd_code"], ledger)
             frame = icd_system(frame, ledger, nine=ICD9CM, ten=ICD10CM)
@@ -103,11 +125,10 @@ class MimicIVReader(SourceReader):
     def assemble(self, frames: dict[str, pl.DataFrame], ledger: Ledger) -> tuple[pl.DataFrame, pl.DataFrame]:
         visits = admissions_visits(frames["admissions"], ledger, diagnosis_date=self.diagnosis_date)
         diagnoses = dated_by_visit(frames["diagnoses_icd"], visits, ledger)
-        events = pl.concat(
-            [
-                diagnoses.select(*EVENT_COLUMNS, *ORIGIN),
-                frames["procedures_icd"].select(*EVENT_COLUMNS, *ORIGIN),
-                frames["hcpcsevents"].select(*EVENT_COLUMNS, *ORIGIN),
-            ]
-        )
+        implausible = visits.filter(pl.col("implausible")).get_column("hadm_id")
+        events = pl.concat([
+            diagnoses.select(*EVENT_COLUMNS, *ORIGIN),
+            *(without_implausible_visits(frames[name], implausible, ledger).select(*EVENT_COLUMNS, *ORIGIN)
+              for name in ("procedures_icd", "hcpcsevents")),
+        ])
         return frames["patients"], events

@@ -6,7 +6,8 @@ is all digits or dated before the US switch to ICD-10-CM (2015-10-01), ICD-10-CM
 procedure source value is CPT/HCPCS if it has the 5-character CPT/HCPCS form, ICD-9 procedure if
 it is 2 to 4 digits, ICD-10-PCS if 7 characters; anything else is `malformed_code`.
 Visits are counted (read/kept); events keep their own dates and carry `visit_occurrence_id` (an
-optional column) as their visit.
+optional column) as their visit. A visit whose `visit_end_date` precedes its start is dropped with
+the conditions and procedures pointing at it (`discharge_before_admission`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,15 @@ import datetime as dt
 import polars as pl
 
 from sparseehr_mcore.data.ledger import Ledger
-from sparseehr_mcore.data.sources.base import EVENT_COLUMNS, ORIGIN, SourceReader, TableSpec, drop_missing, parse_dates
+from sparseehr_mcore.data.sources.base import (
+    EVENT_COLUMNS,
+    ORIGIN,
+    SourceReader,
+    TableSpec,
+    drop_missing,
+    parse_dates,
+    without_implausible_visits,
+)
 from sparseehr_mcore.data.timeline import CPT, ICD9CM, ICD9PCS, ICD10CM, ICD10PCS
 
 ICD10_START = dt.date(2015, 10, 1)
@@ -31,7 +40,10 @@ class OmopReader(SourceReader):
     visits = "visit_occurrence_id of conditions and procedures (where present)"
     tables = (
         TableSpec("person", ("person_id", "gender_concept_id", "year_of_birth"), "person_id", role="patients"),
-        TableSpec("visit_occurrence", ("person_id", "visit_occurrence_id", "visit_start_date"), "person_id", role="visits"),
+        TableSpec(
+            "visit_occurrence", ("person_id", "visit_occurrence_id", "visit_start_date"), "person_id", role="visits",
+            optional_columns=("visit_end_date",),
+        ),
         TableSpec(
             "condition_occurrence", ("person_id", "condition_start_date", "condition_source_value"), "person_id",
             optional_columns=("visit_occurrence_id",),
@@ -53,7 +65,12 @@ class OmopReader(SourceReader):
                 *ORIGIN,
             )
         if table == "visit_occurrence":
-            return parse_dates(frame, "visit_start_date", ledger, self.limits).select("patient_id", *ORIGIN)
+            frame = parse_dates(frame, "visit_start_date", ledger, self.limits)
+            # An end date is optional in the CDM: only one that parses and precedes the start is implausible.
+            end = pl.col("visit_end_date").str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False)
+            frame = frame.with_columns(implausible=(end < pl.col("date")).fill_null(False))
+            ledger.stop_on(frame, pl.col("implausible"), "discharge_before_admission")
+            return frame.select("patient_id", "visit_occurrence_id", "implausible", *ORIGIN)
         if table == "condition_occurrence":
             frame = drop_missing(frame, ["condition_source_value"], ledger)
             frame = parse_dates(frame, "condition_start_date", ledger, self.limits)
@@ -76,9 +93,13 @@ class OmopReader(SourceReader):
         return frame.select(*EVENT_COLUMNS[:2], "system", code=code, visit_id=pl.col("visit_occurrence_id"), *ORIGIN)
 
     def assemble(self, frames: dict[str, pl.DataFrame], ledger: Ledger) -> tuple[pl.DataFrame, pl.DataFrame]:
-        for table, count in frames["visit_occurrence"].group_by("_table").len().iter_rows():
+        visits = frames["visit_occurrence"]
+        ledger.drop_frame(visits.filter(pl.col("implausible")), "discharge_before_admission")
+        for table, count in visits.filter(~pl.col("implausible")).group_by("_table").len().iter_rows():
             ledger.keep(table, count)
-        events = pl.concat(
-            [frames[name].select(*EVENT_COLUMNS, *ORIGIN) for name in ("condition_occurrence", "procedure_occurrence")]
-        )
+        implausible = visits.filter(pl.col("implausible")).get_column("visit_occurrence_id")
+        events = pl.concat([
+            without_implausible_visits(frames[name], implausible, ledger).select(*EVENT_COLUMNS, *ORIGIN)
+            for name in ("condition_occurrence", "procedure_occurrence")
+        ])
         return frames["person"], events

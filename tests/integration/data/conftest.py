@@ -19,6 +19,12 @@ def tool_main(name: str):
 
 
 @pytest.fixture(scope="session")
+def preprocess_tool() -> Path:
+    """The path of `tools/preprocess_ehr.py`, for tests that run it as a child process."""
+    return TOOL
+
+
+@pytest.fixture(scope="session")
 def preprocess_main():
     return tool_main("preprocess_ehr")
 

@@ -99,7 +99,7 @@ def test_missing_table_and_bad_flags_give_messages(tmp_path, preprocess_main, ca
     (tmp_path / "empty").mkdir()
     with pytest.raises(SystemExit) as stopped:
         preprocess_main(["--source", "mimic-iv", "--input", str(tmp_path / "empty"), "--output-dir", str(tmp_path / "o")])
-    assert stopped.value.code == 2 and "no patients table" in capsys.readouterr().err
+    assert stopped.value.code == 2 and "no patients, admissions, diagnoses_icd" in capsys.readouterr().err
     with pytest.raises(SystemExit) as stopped:
         preprocess_main(["--source", "events", "--input", str(tmp_path / "empty"), "--output-dir", str(tmp_path / "o"),
                          "--split", "0.5,0.6,0.1"])
