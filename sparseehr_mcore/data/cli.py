@@ -135,8 +135,10 @@ def check_mode(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
         return
     if args.tokenizer_dir is None:
         parser.error("--retokenize needs --tokenizer-dir (the vocabulary to encode with)")
+    # Defaults as parsed (argparse converts a string default with the flag's type, e.g. --split).
+    defaults = vars(parser.parse_args(["--output-dir", str(args.output_dir)]))
     given = [f"--{name.replace('_', '-')}" for name, value in vars(args).items()
-             if name not in RETOKENIZE_FLAGS and value != parser.get_default(name)]
+             if name not in RETOKENIZE_FLAGS and value != defaults[name]]
     if given:
         parser.error(f"--retokenize uses the flags of {args.retokenize}'s run; leave out {', '.join(given)}")
 

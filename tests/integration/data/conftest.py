@@ -21,7 +21,7 @@ def tool_main(name: str):
 @pytest.fixture(scope="session")
 def preprocess_tool() -> Path:
     """The path of `tools/preprocess_ehr.py`, for tests that run it as a child process."""
-    return TOOL
+    return TOOLS / "preprocess_ehr.py"
 
 
 @pytest.fixture(scope="session")

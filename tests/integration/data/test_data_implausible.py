@@ -151,7 +151,13 @@ def test_strict_stops_at_the_first_patient_of_impossible_age(planted, shared_dat
     strict mode would stop at first."""
     _, _, aged = planted
     tables = read_tables(shared_data / "mimic-iv-demo-2.2-dev" / "hosp")
-    tables = plant_impossible_ages({k: t.filter(pl.col("subject_id").is_in(aged)) for k, t in tables.items()}, aged)
+    kept = {k: t.filter(pl.col("subject_id").is_in(aged)) for k, t in tables.items()}
+    # The two patients have no HCPCS rows, and --strict refuses an empty table: give one of them one.
+    admission = kept["admissions"].row(0, named=True)
+    kept["hcpcsevents"] = tables["hcpcsevents"].head(1).with_columns(
+        pl.lit(admission["subject_id"]).cast(tables["hcpcsevents"]["subject_id"].dtype).alias("subject_id"),
+        pl.lit(admission["hadm_id"]).cast(tables["hcpcsevents"]["hadm_id"].dtype).alias("hadm_id"))
+    tables = plant_impossible_ages(kept, aged)
     hosp = write_tables(tables, tmp_path / "hosp")
     row = min(tables["patients"]["subject_id"].to_list().index(s) for s in aged) + 1
     with pytest.raises(SystemExit) as stopped:
