@@ -8,7 +8,7 @@ The run is a sequence of parts, each in its own place:
 | restore: weights (and optimizer, schedule, RNG, data position) of a checkpoint | `_restore` here, `checkpoint.load_training_checkpoint` |
 | train step: one optimizer step over a global batch | `_train_step` here, `stack.train_step` |
 | validate | `validation.validate` |
-| log | `reporting.StepReporter` |
+| log | `reporting.StepReporter`, `run_logs.RunLogger` (cut back to the restored step on resume) |
 | save | `_save` here, `checkpoint.save_training_checkpoint` |
 
 `pretrain` only says when each happens.
@@ -54,6 +54,7 @@ def pretrain(run: RunConfig, *, log_fn: Callable[[str], None] = print) -> TrainR
     """
     parts = build_run(run, log_fn=log_fn)
     state = _restore(parts)
+    parts.logger.start(after_step=state.iteration, log=parts.log)
     train_set, valid_set = build_datasets(parts)
     reporter = StepReporter(parts)
     # Starting a DataLoader draws its workers' base seed from torch's global generator. A resumed run

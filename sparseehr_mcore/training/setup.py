@@ -20,7 +20,7 @@ from sparseehr_mcore.distributed import ProcessPlace, initialize_distributed
 from sparseehr_mcore.model.builder import build_model
 from sparseehr_mcore.training.data import build_patient_datasets
 from sparseehr_mcore.training.inputs import DataSources, resolve_data_sources
-from sparseehr_mcore.training.metrics import RunLogger
+from sparseehr_mcore.training.run_logs import RunLogger
 from sparseehr_mcore.training.stack import TrainingStack, build_training_stack, resolve_precision
 
 
@@ -35,7 +35,7 @@ class RunParts:
     precision: str
     stack: TrainingStack
     save_dir: Path | None
-    logger: RunLogger
+    logger: RunLogger  # opened by the loop once it knows the step it continues after
     log: Callable[[str], None]  # progress lines: printed by the logging rank, dropped elsewhere
 
 
