@@ -165,6 +165,7 @@ class CheckpointConfig:
     keep_last: int = 2
     load_dir: str | None = None
     load_optimizer: bool = True
+    fallback: bool = True
 
     HELP = {
         "save_dir": "checkpoint directory of this run (also holds the resolved config and tensorboard logs)",
@@ -174,6 +175,8 @@ class CheckpointConfig:
         "load_dir": "resume from this checkpoint root or iter_* directory (default: save_dir when it holds one)",
         "load_optimizer": "restore optimizer, scheduler, RNG and data position (false: weights only, step 0; "
         "under bf16 the optimizer's fp32 main weights are taken from them)",
+        "fallback": "when the checkpoint to resume from cannot be read (a damaged or missing file), resume from "
+        "the newest readable one before it (false: stop with the damaged file named)",
     }
 
     def __post_init__(self) -> None:

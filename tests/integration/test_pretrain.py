@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,6 +17,8 @@ import psutil
 import pytest
 import yaml
 from launch import free_port, kill_group, run_in_own_group, start_in_own_group
+
+from sparseehr_mcore.checkpointing.integrity import FILES_RECORD
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -138,14 +141,38 @@ def processes_in_group(group: int) -> list[str]:
     return found
 
 
-def test_killed_run_resumes_to_the_same_loss_weights_and_logs(tmp_path, synthetic_preprocessed, single_process_world):
-    # With dropout, so the random stream after the restored RNG state must be the uninterrupted one's.
-    dropout = {"hidden_dropout": 0.1}
-    whole = write_run_config(tmp_path / "whole.yaml", synthetic_preprocessed, tmp_path / "whole", model=dropout)
-    done = run(whole)
-    assert done.returncode == 0, done.stderr[-3000:]
+# With dropout, so the random stream after a restored RNG state must be the uninterrupted run's.
+DROPOUT = {"hidden_dropout": 0.1}
 
-    killed = write_run_config(tmp_path / "killed.yaml", synthetic_preprocessed, tmp_path / "killed", model=dropout)
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, synthetic_preprocessed) -> Path:
+    """The save dir of a 20-step run with dropout, checkpoints at steps 10 and 20, never interrupted."""
+    root = tmp_path_factory.mktemp("uninterrupted")
+    done = run(write_run_config(root / "whole.yaml", synthetic_preprocessed, root / "whole", model=DROPOUT))
+    assert done.returncode == 0, done.stderr[-3000:]
+    return root / "whole"
+
+
+def assert_same_final_weights(save_dir: Path, reference: Path) -> None:
+    """The step-20 checkpoints of two runs hold bit-identical weights."""
+    from sparseehr_mcore.checkpointing.layout import read_metadata
+    from sparseehr_mcore.checkpointing.weights import load_weights
+    from sparseehr_mcore.config import ParallelConfig
+    from sparseehr_mcore.model.builder import build_model
+
+    weights = []
+    for directory in (save_dir / "iter_0000020", reference / "iter_0000020"):
+        model = build_model(read_metadata(directory).model, ParallelConfig())
+        load_weights(model, directory)
+        weights.append(model.state_dict())
+    for key, tensor in weights[1].items():
+        if not key.endswith("_extra_state"):
+            assert tensor.equal(weights[0][key]), key
+
+
+def test_killed_run_resumes_to_the_same_loss_weights_and_logs(tmp_path, synthetic_preprocessed, uninterrupted, single_process_world):
+    killed = write_run_config(tmp_path / "killed.yaml", synthetic_preprocessed, tmp_path / "killed", model=DROPOUT)
     process = start_in_own_group(*command_and_env(killed))
     try:
         # Killed a few steps after its checkpoint at step 10: the steps it logged past it run again.
@@ -173,26 +200,60 @@ def test_killed_run_resumes_to_the_same_loss_weights_and_logs(tmp_path, syntheti
 
     # The logs equal the uninterrupted run's: each step once, with every logged value (loss, aux
     # loss, lr, grad norm, expert shares, validation) of the steps before and after the interruption.
-    assert logged_rows(tmp_path / "killed") == logged_rows(tmp_path / "whole")
-    assert "valid/lm_loss" in metrics(tmp_path / "whole")[20]
+    assert logged_rows(tmp_path / "killed") == logged_rows(uninterrupted)
+    assert "valid/lm_loss" in metrics(uninterrupted)[20]
     for tag in ("train/lm_loss", "valid/lm_loss"):
-        assert tensorboard_scalars(tmp_path / "killed", tag) == tensorboard_scalars(tmp_path / "whole", tag), tag
-    assert [step for step, _ in tensorboard_scalars(tmp_path / "whole", "train/lm_loss")] == list(range(1, 21))
+        assert tensorboard_scalars(tmp_path / "killed", tag) == tensorboard_scalars(uninterrupted, tag), tag
+    assert [step for step, _ in tensorboard_scalars(uninterrupted, "train/lm_loss")] == list(range(1, 21))
+    assert_same_final_weights(tmp_path / "killed", uninterrupted)
 
-    from sparseehr_mcore.checkpointing.layout import read_metadata
-    from sparseehr_mcore.checkpointing.weights import load_weights
-    from sparseehr_mcore.config import ParallelConfig
-    from sparseehr_mcore.model.builder import build_model
 
-    weights = {}
-    for name in ("whole", "killed"):
-        directory = tmp_path / name / "iter_0000020"
-        model = build_model(read_metadata(directory).model, ParallelConfig())
-        load_weights(model, directory)
-        weights[name] = model.state_dict()
-    for key, tensor in weights["whole"].items():
-        if not key.endswith("_extra_state"):
-            assert tensor.equal(weights["killed"][key]), key
+def damaged_copy(run_dir: Path, tmp_path: Path, *, damage: str = "truncated") -> tuple[Path, Path]:
+    """A copy of a finished run whose latest checkpoint (step 20) is damaged, and the damaged file.
+
+    "truncated": one .distcp file cut in half. "unrecorded": as a checkpoint written before file
+    records existed, without its record, and with bytes of common.pt zeroed (its size kept), so
+    that only the load itself can fail.
+    """
+    copy = tmp_path / "damaged"
+    shutil.copytree(run_dir, copy)
+    config = yaml.safe_load((copy / "run_config.yaml").read_text())
+    config["checkpoint"]["save_dir"] = str(copy)  # the copy continues in itself
+    (copy / "run_config.yaml").write_text(yaml.safe_dump(config))
+    latest = copy / "iter_0000020"
+    if damage == "truncated":
+        damaged = sorted(latest.glob("*.distcp"))[0]
+        damaged.write_bytes(damaged.read_bytes()[: damaged.stat().st_size // 2])
+    else:
+        (latest / FILES_RECORD).unlink()
+        damaged = latest / "common.pt"
+        content = bytearray(damaged.read_bytes())
+        content[len(content) // 4 : len(content) // 2] = bytes(len(content) // 2 - len(content) // 4)
+        damaged.write_bytes(bytes(content))
+    return copy, damaged
+
+
+@pytest.mark.parametrize("damage", ["truncated", "unrecorded"])
+def test_damaged_latest_checkpoint_falls_back_to_the_one_before(tmp_path, uninterrupted, single_process_world, damage):
+    copy, damaged = damaged_copy(uninterrupted, tmp_path, damage=damage)
+    resumed = run(copy / "run_config.yaml")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    said = [line for line in resumed.stdout.splitlines() if "the latest checkpoint cannot be read" in line]
+    assert len(said) == 1 and "continued from" in said[0] and "iter_0000010" in said[0], resumed.stdout[-3000:]
+    # The file when the record names it, else the checkpoint with Megatron-Core's error.
+    assert str(damaged) in said[0] if damage == "truncated" else f"cannot read {damaged.parent}: " in said[0], said
+    # Steps 11-20 trained again from the step-10 checkpoint: the same logs and weights as never damaged.
+    assert logged_rows(copy) == logged_rows(uninterrupted)
+    assert_same_final_weights(copy, uninterrupted)
+
+
+def test_damaged_latest_checkpoint_without_fallback_stops_naming_the_file(tmp_path, uninterrupted):
+    copy, shard = damaged_copy(uninterrupted, tmp_path)
+    done = run(copy / "run_config.yaml", "--checkpoint.fallback", "false")
+    assert done.returncode == 2
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and str(shard) in errors[0] and "checkpoint.fallback" in errors[0], done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
 
 
 @pytest.mark.parametrize(
