@@ -176,7 +176,7 @@ class CheckpointConfig:
         "load_optimizer": "restore optimizer, scheduler, RNG and data position (false: weights only, step 0; "
         "under bf16 the optimizer's fp32 main weights are taken from them)",
         "fallback": "when the checkpoint to resume from cannot be read (a damaged or missing file), resume from "
-        "the newest readable one before it (false: stop with the damaged file named)",
+        "the newest readable one before it (default true; false: stop, exit 2, with the damaged file named)",
     }
 
     def __post_init__(self) -> None:
