@@ -76,8 +76,9 @@ def _first_cause(err: BaseException) -> str:
     """One line on why a load failed: torch.distributed.checkpoint wraps each rank's exception in a
     CheckpointException whose own first line names only the ranks."""
     if isinstance(err, CheckpointException) and err.failures:
-        rank, (err, _) = next(iter(sorted(err.failures.items(), key=lambda item: item[0])))
-        return f"rank {rank}: {_first_cause(err)}"
+        rank = min(err.failures)
+        rank_error, _traceback = err.failures[rank]
+        return f"rank {rank}: {_first_cause(rank_error)}"
     return f"{type(err).__name__}: {(str(err).splitlines() or [''])[0][:300]}"
 
 
@@ -110,8 +111,9 @@ def save_training_checkpoint(
 
     Once every rank has written its files, rank 0 records their sizes and checksums
     (`checkpointing.integrity`), then writes the metadata file, then `latest_iteration.txt`: an
-    interrupted save never looks complete, and a file damaged later is found on load. Complete checkpoints beyond the `keep_last` newest are deleted afterwards (0 keeps all;
-    see `prune_checkpoints`).
+    interrupted save never looks complete, and a file damaged later is found on load. Complete
+    checkpoints beyond the `keep_last` newest are deleted afterwards (0 keeps all; see
+    `prune_checkpoints`).
     """
     directory = iteration_dir(root, state.iteration)
     if _rank() == 0 and directory.exists():  # a leftover of an interrupted save of the same step

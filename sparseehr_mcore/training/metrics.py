@@ -3,7 +3,6 @@ writers that carry them are in `run_logs`)."""
 
 from __future__ import annotations
 
-import math
 import time
 
 import torch
