@@ -20,7 +20,7 @@ from megatron.core.dist_checkpointing.mapping import ShardedObject
 from megatron.core.tensor_parallel.random import get_cuda_rng_tracker
 from torch.distributed.checkpoint.api import CheckpointException
 
-from sparseehr_mcore.checkpointing.integrity import record_files
+from sparseehr_mcore.checkpointing.integrity import FILES_RECORD, record_files
 from sparseehr_mcore.checkpointing.layout import (
     TOKENIZER_DIR,
     CheckpointMetadata,
@@ -201,6 +201,9 @@ def load_training_checkpoint(
             # expert parameters get separate optimizers, so the state of one layout does not map
             # onto the other.
             hint = " Megatron-Core cannot map optimizer state across a change of expert-parallel size."
+        if not (directory / FILES_RECORD).is_file():
+            # Verified files make the layout the cause; without a record of them a damaged file may be.
+            hint += f" It has no {FILES_RECORD} (an older checkpoint): a damaged file may be the cause too."
         raise ConfigError(
             f"cannot load {directory} (saved under {metadata.parallel}, world size {metadata.world_size}) into "
             f"this layout ({parallel}, world size {dist.get_world_size()}): {reason}.{hint} "

@@ -247,6 +247,17 @@ def test_damaged_latest_checkpoint_falls_back_to_the_one_before(tmp_path, uninte
     assert_same_final_weights(copy, uninterrupted)
 
 
+def test_two_ranks_take_the_same_fallback(tmp_path, uninterrupted):
+    """Rank 0 checks the files and both ranks continue from the same checkpoint (here under TP=2,
+    so the optimizer state is resharded and the RNG states start afresh: not bit-identical)."""
+    copy, shard = damaged_copy(uninterrupted, tmp_path)
+    done = run(copy / "run_config.yaml", "--parallel.tensor_model_parallel_size", "2", nproc=2)
+    assert done.returncode == 0, done.stderr[-3000:]
+    said = [line for line in done.stdout.splitlines() if "the latest checkpoint cannot be read" in line]
+    assert len(said) == 1 and str(shard) in said[0] and "iter_0000010" in said[0], done.stdout[-3000:]
+    assert sorted(metrics(copy)) == list(range(1, 21))
+
+
 def test_damaged_latest_checkpoint_without_fallback_stops_naming_the_file(tmp_path, uninterrupted):
     copy, shard = damaged_copy(uninterrupted, tmp_path)
     done = run(copy / "run_config.yaml", "--checkpoint.fallback", "false")
