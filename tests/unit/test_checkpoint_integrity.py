@@ -3,6 +3,10 @@ no helper process left by a save: on real dist_checkpointing saves of a tiny mod
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import psutil
 import pytest
 
@@ -79,6 +83,31 @@ def test_a_save_leaves_no_process_behind(tmp_path, tiny_model):
     # Megatron-Core 0.16 starts a multiprocessing Manager at a process's first save (compat fixes it).
     save(tiny_model, tmp_path, 10)
     assert not [command for command in running_children() if "resource_tracker" not in command]
+
+
+SAVE_AND_COUNT_HELPERS = """
+import tempfile, psutil
+from sparseehr_mcore.config import ModelConfig, ParallelConfig
+from sparseehr_mcore.distributed import initialize_distributed
+from sparseehr_mcore.model.builder import build_model
+from sparseehr_mcore.checkpointing.weights import save_weights
+initialize_distributed(ParallelConfig(), seed=1)
+save_weights(build_model(ModelConfig.from_preset("tiny"), ParallelConfig()), tempfile.mkdtemp())
+print(sum("spawn_main" in " ".join(child.cmdline()) for child in psutil.Process().children()))
+"""
+
+
+@pytest.mark.parametrize("skip, helpers", [("", "0"), ("checkpoint_results_queue", "1")])
+def test_megatron_core_still_needs_the_results_queue_fix(skip, helpers):
+    """Without `compat.megatron_fixes.keep_checkpoint_write_results_in_process` a save starts a
+    spawn Manager; when an upgrade stops doing so, this fails: delete the fix."""
+    environment = {**os.environ, "SPARSEEHR_COMPAT_SKIP": skip, "OMP_NUM_THREADS": "1"}
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        environment.pop(name, None)
+    done = subprocess.run([sys.executable, "-c", SAVE_AND_COUNT_HELPERS], capture_output=True, text=True,
+                          timeout=300, env=environment)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split()[-1] == helpers, done.stdout
 
 
 def running_children() -> list[str]:
