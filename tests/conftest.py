@@ -1,10 +1,14 @@
-"""Shared pytest fixtures: the real public data beside the project, and CPU-only process setup."""
+"""Shared pytest fixtures: the real public data beside the project, and CPU-only process setup; and
+the end-of-session check that no process started by a test outlives the suite."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+
+# Fails the session when a process started by a test outlives the suite (see the module).
+from leftover_processes import pytest_sessionfinish, pytest_sessionstart  # noqa: F401
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"

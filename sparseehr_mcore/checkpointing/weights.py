@@ -15,6 +15,7 @@ import torch
 import torch.distributed as dist
 from megatron.core import dist_checkpointing
 
+from sparseehr_mcore.checkpointing.integrity import record_files
 from sparseehr_mcore.checkpointing.layout import CheckpointMetadata, write_metadata
 
 
@@ -34,7 +35,8 @@ def save_weights(model: torch.nn.Module, directory: str | Path, *, metadata: Che
     Args:
         model: this rank's (possibly sharded) model.
         directory: the checkpoint directory.
-        metadata: written last (by rank 0) to mark the checkpoint complete; None for bare weights.
+        metadata: written last (by rank 0, after the files' sizes and checksums) to mark the
+            checkpoint complete; None for bare weights.
     """
     directory = Path(directory)
     rank = dist.get_rank() if dist.is_initialized() else 0
@@ -44,8 +46,12 @@ def save_weights(model: torch.nn.Module, directory: str | Path, *, metadata: Che
         dist.barrier()
     with torch_checkpoint_deprecations_silenced():
         dist_checkpointing.save({"model": model.sharded_state_dict()}, str(directory))
-    if metadata is not None and rank == 0:
-        write_metadata(directory, metadata)
+    if metadata is not None:
+        if dist.is_initialized():
+            dist.barrier()  # every rank's files are written before rank 0 records them
+        if rank == 0:
+            record_files(directory)
+            write_metadata(directory, metadata)
     if dist.is_initialized():
         dist.barrier()
 

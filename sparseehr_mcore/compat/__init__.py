@@ -2,7 +2,7 @@
 
 Call `apply_compat()` once per process before building a model; it is idempotent. To see what
 Megatron-Core needs on a machine, leave shims out with `SPARSEEHR_COMPAT_SKIP=name1,name2` (names of
-`CPU_SHIMS` and `te_general_gemm`); the necessity tests do exactly that.
+`CPU_SHIMS`, `te_general_gemm` and `checkpoint_results_queue`); the necessity tests do exactly that.
 """
 
 from __future__ import annotations
@@ -12,7 +12,10 @@ from collections.abc import Iterable
 
 from sparseehr_mcore.compat.backends import have_apex, have_cuda, have_transformer_engine
 from sparseehr_mcore.compat.cpu_shims import CPU_SHIMS, Shim
-from sparseehr_mcore.compat.megatron_fixes import define_te_general_gemm_without_te
+from sparseehr_mcore.compat.megatron_fixes import (
+    define_te_general_gemm_without_te,
+    keep_checkpoint_write_results_in_process,
+)
 from sparseehr_mcore.compat.quiet_import import import_megatron_quietly
 
 import_megatron_quietly()  # before any other module of ours imports Megatron-Core
@@ -32,7 +35,7 @@ def apply_compat(*, skip: Iterable[str] | None = None) -> list[str]:
     if skip is None:
         skip = filter(None, os.environ.get("SPARSEEHR_COMPAT_SKIP", "").split(","))
     skip = set(skip)
-    unknown = skip - {shim.name for shim in CPU_SHIMS} - {"te_general_gemm"}
+    unknown = skip - {shim.name for shim in CPU_SHIMS} - {"te_general_gemm", "checkpoint_results_queue"}
     if unknown:
         raise ValueError(f"unknown compat shim(s) {sorted(unknown)}; known: {[s.name for s in CPU_SHIMS]}")
     import_megatron_quietly()
@@ -40,6 +43,9 @@ def apply_compat(*, skip: Iterable[str] | None = None) -> list[str]:
     if "te_general_gemm" not in skip and "te_general_gemm" not in _applied and not have_transformer_engine():
         define_te_general_gemm_without_te()
         applied.append("te_general_gemm")
+    if "checkpoint_results_queue" not in skip and "checkpoint_results_queue" not in _applied:
+        keep_checkpoint_write_results_in_process()
+        applied.append("checkpoint_results_queue")
     if not have_cuda():
         for shim in CPU_SHIMS:
             if shim.name not in skip and shim.name not in _applied:

@@ -172,6 +172,7 @@ class CheckpointConfig:
     load_dir: str | None = None
     load_optimizer: bool = True
     overwrite: bool = False
+    fallback: bool = True
 
     HELP = {
         "save_dir": "checkpoint directory of this run (also holds the resolved config and tensorboard logs)",
@@ -183,6 +184,8 @@ class CheckpointConfig:
         "under bf16 the optimizer's fp32 main weights are taken from them)",
         "overwrite": "start afresh: empty save_dir first, its own checkpoints included (false: resume from "
         "save_dir's checkpoints, and refuse a save_dir holding files a run does not write)",
+        "fallback": "when the checkpoint to resume from cannot be read (a damaged or missing file), resume from "
+        "the newest readable one before it (default true; false: stop, exit 2, with the damaged file named)",
     }
 
     def __post_init__(self) -> None:

@@ -20,15 +20,14 @@ from megatron.core.dist_checkpointing.mapping import ShardedObject
 from megatron.core.tensor_parallel.random import get_cuda_rng_tracker
 from torch.distributed.checkpoint.api import CheckpointException
 
+from sparseehr_mcore.checkpointing.integrity import FILES_RECORD, record_files
 from sparseehr_mcore.checkpointing.layout import (
     TOKENIZER_DIR,
     CheckpointMetadata,
     iteration_dir,
-    latest_iteration,
     mark_latest,
     prune_checkpoints,
     read_metadata,
-    resolve_checkpoint,
     write_metadata,
 )
 from sparseehr_mcore.checkpointing.weights import torch_checkpoint_deprecations_silenced
@@ -40,6 +39,10 @@ SHAPE_FIELDS = (
     "ffn_hidden_size", "normalization", "qkv_bias", "num_experts", "moe_ffn_hidden_size",
     "shared_expert_ffn_hidden_size", "shared_expert_gate", "padded_vocab_size", "tie_embeddings",
 )  # fmt: skip
+
+
+class UnreadableCheckpoint(ConfigError):
+    """A checkpoint whose files cannot be read (damaged, cut short, missing), with the file or error."""
 
 
 @dataclass
@@ -69,6 +72,16 @@ def _rng_sharded_object() -> ShardedObject:
     return ShardedObject("rng_state", state, (world,), (_rank(),), replica_id=0)
 
 
+def _first_cause(err: BaseException) -> str:
+    """One line on why a load failed: torch.distributed.checkpoint wraps each rank's exception in a
+    CheckpointException whose own first line names only the ranks."""
+    if isinstance(err, CheckpointException) and err.failures:
+        rank = min(err.failures)
+        rank_error, _traceback = err.failures[rank]
+        return f"rank {rank}: {_first_cause(rank_error)}"
+    return f"{type(err).__name__}: {(str(err).splitlines() or [''])[0][:300]}"
+
+
 def check_shapes_match(saved: ModelConfig, current: ModelConfig, where: Path) -> None:
     """Raise ConfigError naming every shape-defining field where the checkpoint and the model differ."""
     differences = [
@@ -96,9 +109,11 @@ def save_training_checkpoint(
 ) -> Path:
     """Save a complete checkpoint of iteration `state.iteration` under `root` (a collective).
 
-    The metadata file is written last, then `latest_iteration.txt`: an interrupted save never looks
-    complete. Complete checkpoints beyond the `keep_last` newest are deleted afterwards (0 keeps all;
-    see `prune_checkpoints`).
+    Once every rank has written its files, rank 0 records their sizes and checksums
+    (`checkpointing.integrity`), then writes the metadata file, then `latest_iteration.txt`: an
+    interrupted save never looks complete, and a file damaged later is found on load. Complete
+    checkpoints beyond the `keep_last` newest are deleted afterwards (0 keeps all; see
+    `prune_checkpoints`).
     """
     directory = iteration_dir(root, state.iteration)
     if _rank() == 0 and directory.exists():  # a leftover of an interrupted save of the same step
@@ -118,9 +133,11 @@ def save_training_checkpoint(
     }
     with torch_checkpoint_deprecations_silenced():
         dist_checkpointing.save(sharded, str(directory))
+    dist.barrier()  # every rank's files are written before rank 0 records them
     if _rank() == 0:
         if tokenizer_dir is not None:
             shutil.copytree(tokenizer_dir, directory / TOKENIZER_DIR)
+        record_files(directory)
         write_metadata(
             directory,
             CheckpointMetadata(
@@ -135,15 +152,6 @@ def save_training_checkpoint(
         prune_checkpoints(root, keep_last=keep_last, keep=state.iteration)
     dist.barrier()
     return directory
-
-
-def find_checkpoint(load_dir: str | Path | None, save_dir: str | Path | None) -> Path | None:
-    """The checkpoint to resume from: `load_dir` (must hold one), else `save_dir`'s latest, else None."""
-    if load_dir is not None:
-        return resolve_checkpoint(load_dir)
-    if save_dir is not None and latest_iteration(save_dir) is not None:
-        return resolve_checkpoint(save_dir)
-    return None
 
 
 def load_training_checkpoint(
@@ -164,6 +172,7 @@ def load_training_checkpoint(
 
     Raises:
         ConfigError: the checkpoint holds another model shape, or cannot be resharded to this layout.
+        UnreadableCheckpoint: Megatron-Core cannot read what it should be able to (a damaged file).
     """
     metadata = read_metadata(directory)
     check_shapes_match(metadata.model, model_config, directory)
@@ -181,16 +190,23 @@ def load_training_checkpoint(
             loaded = dist_checkpointing.load(request, str(directory))
     # torch.distributed.checkpoint's CheckpointException derives from BaseException, not Exception.
     except (Exception, CheckpointException) as err:
-        reason = str(err).splitlines()[0][:300]
+        reason = _first_cause(err)
+        if same_layout or not restore_rest:
+            # Weights alone load under any layout, and everything loads under the layout it was
+            # saved with: the files themselves cannot be read.
+            raise UnreadableCheckpoint(f"cannot read {directory}: {reason}") from None
         hint = ""
         if restore_rest and metadata.parallel.ep != parallel.ep:
             # Megatron-Core keys optimizer state by optimizer: with expert parallelism the dense and
             # expert parameters get separate optimizers, so the state of one layout does not map
             # onto the other.
             hint = " Megatron-Core cannot map optimizer state across a change of expert-parallel size."
+        if not (directory / FILES_RECORD).is_file():
+            # Verified files make the layout the cause; without a record of them a damaged file may be.
+            hint += f" It has no {FILES_RECORD} (an older checkpoint): a damaged file may be the cause too."
         raise ConfigError(
             f"cannot load {directory} (saved under {metadata.parallel}, world size {metadata.world_size}) into "
-            f"this layout ({parallel}, world size {dist.get_world_size()}): {type(err).__name__}: {reason}.{hint} "
+            f"this layout ({parallel}, world size {dist.get_world_size()}): {reason}.{hint} "
             "Loading the weights only (checkpoint.load_optimizer=false) works under any layout."
         ) from None
     result = _unwrap(model).load_state_dict(loaded["model"], strict=False)

@@ -5,10 +5,10 @@ The run is a sequence of parts, each in its own place:
 | part | where |
 |---|---|
 | build: process groups, checked inputs, logs, model and stack, datasets | `setup.build_run`, `setup.build_datasets` |
-| restore: weights (and optimizer, schedule, RNG, data position) of a checkpoint | `_restore` here, `checkpoint.load_training_checkpoint` |
+| restore: weights (and optimizer, schedule, RNG, data position) of a checkpoint | `_restore` here, `resume.restore_checkpoint` (which one), `checkpoint.load_training_checkpoint` |
 | train step: one optimizer step over a global batch | `_train_step` here, `stack.train_step` |
 | validate | `validation.validate` |
-| log | `reporting.StepReporter` |
+| log | `reporting.StepReporter`, `run_logs.RunLogger` (cut back to the restored step on resume) |
 | save | `_save` here, `checkpoint.save_training_checkpoint` |
 
 `pretrain` only says when each happens.
@@ -16,6 +16,7 @@ The run is a sequence of parts, each in its own place:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,14 +24,10 @@ from pathlib import Path
 import torch
 
 from sparseehr_mcore.config.run import RunConfig
-from sparseehr_mcore.training.checkpoint import (
-    TrainingState,
-    find_checkpoint,
-    load_training_checkpoint,
-    save_training_checkpoint,
-)
+from sparseehr_mcore.training.checkpoint import TrainingState, load_training_checkpoint, save_training_checkpoint
 from sparseehr_mcore.training.data import micro_batches
 from sparseehr_mcore.training.reporting import StepReporter
+from sparseehr_mcore.training.resume import restore_checkpoint
 from sparseehr_mcore.training.setup import RunParts, build_datasets, build_run
 from sparseehr_mcore.training.stack import StepResult, train_step
 from sparseehr_mcore.training.validation import validate
@@ -54,6 +51,7 @@ def pretrain(run: RunConfig, *, log_fn: Callable[[str], None] = print) -> TrainR
     """
     parts = build_run(run, log_fn=log_fn)
     state = _restore(parts)
+    parts.logger.start(after_step=state.iteration, log=parts.log)
     train_set, valid_set = build_datasets(parts)
     reporter = StepReporter(parts)
     # Starting a DataLoader draws its workers' base seed from torch's global generator. A resumed run
@@ -92,18 +90,22 @@ def _every(iteration: int, interval: int, *, last: int | None = None) -> bool:
 
 def _restore(parts: RunParts) -> TrainingState:
     """Load the checkpoint this run continues from, if any (`checkpoint.load_dir`, else the latest in
-    `save_dir`); a fresh run starts at step 0."""
-    checkpoint = find_checkpoint(parts.run.checkpoint.load_dir, parts.save_dir)
-    if checkpoint is None:
-        return TrainingState()
-    return load_training_checkpoint(
-        checkpoint,
-        model=parts.stack.model,
-        optimizer=parts.stack.optimizer,
-        scheduler=parts.stack.scheduler,
-        model_config=parts.run.model,
-        parallel=parts.run.parallel,
-        load_optimizer=parts.run.checkpoint.load_optimizer,
+    `save_dir`, else the newest readable one before it: `resume`); a fresh run starts at step 0."""
+    checkpoint = parts.run.checkpoint
+    return restore_checkpoint(
+        load_dir=checkpoint.load_dir,
+        save_dir=parts.save_dir,
+        fallback=checkpoint.fallback,
+        load=functools.partial(
+            load_training_checkpoint,
+            model=parts.stack.model,
+            optimizer=parts.stack.optimizer,
+            scheduler=parts.stack.scheduler,
+            model_config=parts.run.model,
+            parallel=parts.run.parallel,
+            load_optimizer=checkpoint.load_optimizer,
+            log=parts.log,
+        ),
         log=parts.log,
     )
 

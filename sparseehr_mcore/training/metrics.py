@@ -1,12 +1,9 @@
-"""What a run reports: expert utilisation per MoE layer, throughput, FLOP utilisation, and the
-writers (console and tensorboard) that carry them."""
+"""What a run reports: expert utilisation per MoE layer, throughput and FLOP utilisation (the
+writers that carry them are in `run_logs`)."""
 
 from __future__ import annotations
 
-import json
-import math
 import time
-from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -121,34 +118,3 @@ def measure_matmul_peak(*, device: torch.device, dtype: torch.dtype, seconds: fl
         elapsed = time.perf_counter() - start
         if elapsed >= seconds and runs >= 3:
             return 2 * size**3 * runs / elapsed
-
-
-class RunLogger:
-    """Console lines, tensorboard scalars and a JSON-lines metrics file, from the logging rank."""
-
-    def __init__(self, tensorboard_dir: str | Path | None, *, metrics_file: str | Path | None, enabled: bool) -> None:
-        self.enabled = enabled
-        self.writer = None
-        self.metrics_file = Path(metrics_file) if (enabled and metrics_file) else None
-        if enabled and tensorboard_dir is not None:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.writer = SummaryWriter(log_dir=str(tensorboard_dir))
-
-    def scalars(self, step: int, values: dict[str, float]) -> None:
-        finite = {name: float(v) for name, v in values.items() if v is not None and math.isfinite(float(v))}
-        if self.writer is not None:
-            for name, value in finite.items():
-                self.writer.add_scalar(name, value, step)
-        if self.metrics_file is not None:
-            with self.metrics_file.open("a", encoding="utf-8") as stream:  # appended across resumes
-                stream.write(json.dumps({"step": step, **finite}) + "\n")
-
-    def line(self, text: str) -> None:
-        if self.enabled:
-            print(text, flush=True)
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.flush()
-            self.writer.close()

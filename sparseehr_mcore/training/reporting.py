@@ -2,7 +2,7 @@
 aux losses, learning rate, throughput, FLOP utilisation, expert shares), and validation results.
 
 The values themselves are computed in `metrics`; this module decides when they are taken and
-where they go (console line, tensorboard, metrics.jsonl through `RunLogger`).
+where they go (console line, tensorboard, metrics.jsonl through `run_logs.RunLogger`).
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from sparseehr_mcore.model.builder import build_model
 from sparseehr_mcore.outputs import OutputError, OutputKind, check_output_dir, clear_output_dir
 from sparseehr_mcore.training.data import build_patient_datasets
 from sparseehr_mcore.training.inputs import DataSources, resolve_data_sources
-from sparseehr_mcore.training.metrics import RunLogger
+from sparseehr_mcore.training.run_logs import RunLogger
 from sparseehr_mcore.training.stack import TrainingStack, build_training_stack, resolve_precision
 
 
@@ -32,7 +32,8 @@ METRICS_FILE = "metrics.jsonl"
 # never foreign, so a run resumes there; anything else is refused unless checkpoint.overwrite.
 RUN_OUTPUTS = OutputKind(
     flag="checkpoint.save_dir",
-    own=("iter_*", LATEST_FILE, f"{Path(LATEST_FILE).stem}.tmp", RUN_CONFIG_FILE, METRICS_FILE, "tensorboard"),
+    own=("iter_*", LATEST_FILE, f"{Path(LATEST_FILE).stem}.tmp", RUN_CONFIG_FILE, METRICS_FILE,
+         f"{Path(METRICS_FILE).stem}.tmp", "tensorboard"),  # *.tmp: an atomic rewrite a kill interrupted
     overwrite_flag="--checkpoint.overwrite true",
 )
 
@@ -48,7 +49,7 @@ class RunParts:
     precision: str
     stack: TrainingStack
     save_dir: Path | None
-    logger: RunLogger
+    logger: RunLogger  # opened by the loop once it knows the step it continues after
     log: Callable[[str], None]  # progress lines: printed by the logging rank, dropped elsewhere
 
 

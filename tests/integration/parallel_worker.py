@@ -98,6 +98,6 @@ def main(argv=None) -> None:
     shutdown_distributed()
 
 
-# dist_checkpointing.save starts a helper process that re-imports __main__: keep the guard.
+# A multiprocessing spawn child re-imports __main__: keep the guard.
 if __name__ == "__main__":
     main()

@@ -9,13 +9,12 @@ nothing more. If an upgrade fixes one of these places upstream, its test here fa
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-from launch import run_worker
+from launch import run_in_own_group, run_worker
 
 from sparseehr_mcore.compat import CPU_SHIMS
 
@@ -53,7 +52,7 @@ def training_step(tmp_path, skip: str, data_dir: Path, *extra: str):
         *extra,
     ]  # fmt: skip
     env = {**os.environ, "SPARSEEHR_COMPAT_SKIP": skip, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    return run_in_own_group(command, env=env, timeout=600)
 
 
 @pytest.mark.parametrize("shim", CPU_SHIMS, ids=lambda shim: shim.name)
