@@ -7,9 +7,11 @@ import sys
 
 from sparseehr_mcore.ablation.config import AblationConfig
 from sparseehr_mcore.config import PRESETS, ConfigError
+from sparseehr_mcore.outputs import OutputError, OutputKind, check_output_dir
 
 DEFAULT_SCALE = "small"
 HELP = AblationConfig.HELP
+ABLATION_OUTPUTS = OutputKind(flag="--output-dir", own=("ablation.json", "ablation.md", "ablation.png"))
 
 
 def _dense_prefixes(text: str) -> tuple[int, ...]:
@@ -38,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     io = parser.add_argument_group("data and outputs")
     io.add_argument("--data", required=True, metavar="DIR", dest="data_dir", help=HELP["data_dir"])
     io.add_argument("--output-dir", default="outputs/ablation", metavar="DIR", help=HELP["output_dir"] + " (default: outputs/ablation)")
+    io.add_argument("--overwrite", action="store_true", help=HELP["overwrite"])
     run = parser.add_argument_group("training and measurement")
     run.add_argument("--steps", type=int, default=40, metavar="N", help=HELP["steps"] + " (default: 40)")
     run.add_argument("--untimed-steps", type=int, default=3, metavar="N", help=HELP["untimed_steps"] + " (default: 3)")
@@ -71,8 +74,10 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         config = config_from_args(args)
+        # Before any training: an output folder that cannot be written fails in seconds, not after it.
+        check_output_dir(config.output_dir, kind=ABLATION_OUTPUTS, overwrite=config.overwrite)
         result = run_ablation(config, log=lambda line: print(line, flush=True))
-    except (ConfigError, FileNotFoundError) as err:
+    except (ConfigError, FileNotFoundError, OutputError) as err:
         parser.exit(2, f"ablate_dense_prefix.py: error: {err}\n")
     paths = write_report(result, config.output_dir)
     print(markdown_table(result), flush=True)

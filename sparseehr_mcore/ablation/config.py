@@ -23,6 +23,7 @@ class AblationConfig:
 
     data_dir: str
     output_dir: str = "outputs/ablation"
+    overwrite: bool = False
     scale: str | None = "small"
     model_file: str | None = None
     dense_prefixes: tuple[int, ...] = (0, 2, 4, 8)
@@ -42,7 +43,9 @@ class AblationConfig:
     HELP = {
         "data_dir": "an output directory of tools/preprocess_ehr.py: its train split trains every variant, "
         "its valid split gives the validation perplexity",
-        "output_dir": "where ablation.json, ablation.md and ablation.png go (created)",
+        "output_dir": "where ablation.json, ablation.md and ablation.png go (created; an earlier ablation's "
+        "files there are replaced)",
+        "overwrite": "write into an --output-dir that holds files this tool did not write (default: refuse it)",
         "scale": f"model preset: {', '.join(PRESETS)} (the paper preset is 16 layers of hidden 2048: GPU only)",
         "model_file": "a ModelConfig YAML file instead of a preset (a run config's `model:` section also works; "
         "`preset: tiny` plus overrides such as `num_layers: 8` too)",

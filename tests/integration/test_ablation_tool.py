@@ -68,3 +68,16 @@ def test_what_cannot_run_is_refused_before_any_training(tmp_path, synthetic_prep
         main(["--data", str(tmp_path / "absent"), "--scale", "tiny", "--output-dir", str(tmp_path)])
     assert stopped.value.code == 2 and "does not exist" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_an_output_folder_it_must_not_write_is_refused_before_any_training(tmp_path, synthetic_preprocessed, capsys):
+    (tmp_path / "notes.txt").write_text("not the tool's")
+    base = ["--data", str(synthetic_preprocessed), "--scale", "tiny", "--dense-prefix", "0,2"]
+    with pytest.raises(SystemExit) as stopped:
+        main([*base, "--output-dir", str(tmp_path)])
+    error = capsys.readouterr().err
+    assert stopped.value.code == 2 and "notes.txt" in error and "--overwrite" in error
+    with pytest.raises(SystemExit) as stopped:
+        main([*base, "--output-dir", str(tmp_path / "notes.txt" / "out")])
+    assert stopped.value.code == 2 and "Traceback" not in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]  # nothing written
