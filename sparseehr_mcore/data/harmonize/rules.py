@@ -33,7 +33,7 @@ import json
 import re
 from collections import Counter
 from dataclasses import asdict, dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 from sparseehr_mcore.data.harmonize.gems import GemEntry, GemTable
 from sparseehr_mcore.data.timeline import CPT, ICD9CM, ICD9PCS, ICD10CM, ICD10PCS
@@ -102,12 +102,24 @@ class Harmoniser:
         self.procedure_gem = procedure_gem
         self.reverse_gems = {"reverse_diagnosis_gem": reverse_diagnosis_gem,
                              "reverse_procedure_gem": reverse_procedure_gem}
-        self._dx_categories = self._category_targets(diagnosis_gem)
-        # Target system -> {ICD-9 code: ICD-10 code} of the reverse-GEM step.
-        self._reverse = {system: self._reverse_choices(table) for system, table in
-                         ((ICD10CM, reverse_diagnosis_gem), (ICD10PCS, reverse_procedure_gem))
-                         if table is not None and config.reverse_gem}
+        # Target system -> reverse GEM of the reverse-GEM step; its choices are worked out on first
+        # use (`_reverse_choice`), like the category fallbacks: most processes never need either.
+        self._reverse_gems = {system: table for system, table in
+                              ((ICD10CM, reverse_diagnosis_gem), (ICD10PCS, reverse_procedure_gem))
+                              if table is not None and config.reverse_gem}
+        self._reverse: dict[str, dict[str, str]] = {}
         self.map_code = lru_cache(maxsize=1 << 20)(self._map_code)
+
+    @cached_property
+    def _dx_categories(self) -> dict[str, frozenset[str]]:
+        return self._category_targets(self.diagnosis_gem)
+
+    def _reverse_choice(self, system: str, code: str) -> str | None:
+        """The ICD-10 code the reverse-GEM step gives `code`, or None."""
+        if system not in self._reverse:
+            table = self._reverse_gems.get(system)
+            self._reverse[system] = self._reverse_choices(table) if table is not None else {}
+        return self._reverse[system].get(code)
 
     @staticmethod
     def _category_targets(gem: GemTable) -> dict[str, frozenset[str]]:
@@ -196,7 +208,7 @@ class Harmoniser:
     def _through_gem(self, code: str, gem: GemTable, system: str, prefix: int, *, fallback: bool) -> Mapping:
         entries = [e for e in gem.entries.get(code, ()) if not e.no_map]
         if not entries:
-            named = self._reverse.get(system, {}).get(code)
+            named = self._reverse_choice(system, code)
             if named is not None:
                 return Mapping("reverse_gem", ((system, _cut(named, prefix)),))
             if fallback and self.config.category_fallback:

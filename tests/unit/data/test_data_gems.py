@@ -163,3 +163,20 @@ def test_fingerprint_records_the_reverse_gem_and_its_switch(cms_gems, cms_revers
     assert with_reverse.fingerprint != reverse_step(diagnosis, None).fingerprint
     assert with_reverse.fingerprint != reverse_step(diagnosis, load_package_reverse_diagnosis_gem()).fingerprint
     assert with_reverse.describe()["reverse_diagnosis_gem"]["origin"] == "CMS:2018_I10gem.txt"
+
+
+def test_package_gems_are_parsed_only_when_a_code_needs_them():
+    """Preprocessing harmonises in the parent and in every worker: a process whose codes never reach
+    a GEM must not pay for parsing it (the reverse GEM alone takes about a second)."""
+    forward, reverse = load_package_diagnosis_gem(), load_package_reverse_diagnosis_gem()
+    harmoniser = Harmoniser(config=HarmonizeConfig(), diagnosis_gem=forward, procedure_gem=None,
+                            reverse_diagnosis_gem=reverse)
+    parsed = lambda table: "entries" in vars(table)  # noqa: E731 (cached_property's slot)
+    described = harmoniser.describe()  # the manifest's counts come without parsing either GEM
+    assert harmoniser.map_code(ICD10CM, "E11.9").outcome == "exact" and harmoniser.fingerprint
+    assert not parsed(forward) and not parsed(reverse)
+    assert harmoniser.map_code(ICD9CM, "250.00").outcome in ("exact", "approximate")
+    assert parsed(forward) and not parsed(reverse)
+    assert harmoniser.map_code(ICD9CM, "E935.2").outcome == "reverse_gem"
+    assert parsed(reverse)
+    assert harmoniser.describe() == described  # counted without parsing == counted from the entries
