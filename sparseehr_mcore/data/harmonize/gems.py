@@ -17,10 +17,13 @@ import csv
 import hashlib
 import importlib.metadata
 import importlib.resources
+import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property, partial
 from pathlib import Path
+
+import polars as pl
 
 from sparseehr_mcore.data.ledger import PreprocessError
 
@@ -119,7 +122,10 @@ def _parse_package_gem(data: bytes, source: str, target: str) -> dict[str, tuple
 
 
 def _count_package_sources(data: bytes, source: str) -> int:
-    return len({row[source].strip().upper() for row in csv.DictReader(data.decode("utf-8").splitlines())})
+    # polars, not csv: this runs in the parent of every preprocessing run (for the manifest), and the
+    # csv module takes 0.4 s over the reverse GEM where polars takes milliseconds.
+    codes = pl.read_csv(io.BytesIO(data), columns=[source], infer_schema=False).get_column(source)
+    return codes.str.strip_chars().str.to_uppercase().n_unique()
 
 
 def load_package_diagnosis_gem() -> GemTable:
