@@ -3,22 +3,15 @@ ratio and FLOP/s lines printed (issue 11, item 8). Skipped without CUDA."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
+from script_loading import load_script
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 
-BENCHMARK = Path(__file__).resolve().parents[2] / "benchmarks" / "train_step.py"
-
 
 def load_benchmark():
-    spec = importlib.util.spec_from_file_location("train_step_benchmark", BENCHMARK)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/train_step.py")
 
 
 def test_build_model_puts_every_parameter_on_the_gpu(single_process_world):
@@ -29,7 +22,6 @@ def test_build_model_puts_every_parameter_on_the_gpu(single_process_world):
     for impl in ("local", "auto"):
         model = build_model(ModelConfig.from_preset("tiny", shared_expert_gate=True, transformer_impl=impl), ParallelConfig())
         assert [name for name, param in model.named_parameters() if not param.is_cuda] == []
-
 
 
 def test_contenders_live_on_the_gpu_in_bf16(single_process_world, fresh_aux_loss_scale):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from script_loading import load_script
 
 from sparseehr_mcore.tokenization.base import SPECIALS, Vocabulary
 
@@ -47,13 +48,7 @@ def folder_bytes(directory: Path) -> dict[str, bytes]:
 
 def load_tool_main(tool: str):
     """`main` of tools/<tool>.py (tools/ is not a package), to call as a function."""
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[2] / "tools" / f"{tool}.py"
-    spec = importlib.util.spec_from_file_location(f"{tool}_tool", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return load_script(f"tools/{tool}.py").main
 
 
 def load_convert_main():

@@ -5,7 +5,6 @@ bad input refused with one line."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import os
 import subprocess
@@ -16,16 +15,14 @@ import numpy as np
 import pytest
 import yaml
 from hf_export_helpers import load_tool_main
+from script_loading import load_script
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
 def evaluate_main():
-    spec = importlib.util.spec_from_file_location("evaluate_next_visit", REPO_ROOT / "examples" / "evaluate_next_visit.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return load_script("examples/evaluate_next_visit.py").main
 
 
 @pytest.fixture(scope="module")

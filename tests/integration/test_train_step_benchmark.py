@@ -3,21 +3,14 @@ ratio lines and FLOP/s against the matmul peak measured in the same rounds."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
-from pathlib import Path
 
 import pytest
-
-BENCHMARK = Path(__file__).resolve().parents[2] / "benchmarks" / "train_step.py"
+from script_loading import load_script
 
 
 def load_benchmark():
-    spec = importlib.util.spec_from_file_location("train_step_benchmark", BENCHMARK)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
+    return load_script("benchmarks/train_step.py")
 
 
 @pytest.mark.slow

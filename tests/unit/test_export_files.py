@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from script_loading import load_script
 
 from sparseehr_mcore.config import ModelConfig
 from sparseehr_mcore.export.hf_config import hf_config_dict, model_config_from_hf
@@ -79,13 +80,7 @@ def test_model_card_states_architecture_data_and_metrics():
 
 
 def test_cli_help_documents_every_flag(capsys):
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[2] / "tools" / "convert_checkpoint.py"
-    spec = importlib.util.spec_from_file_location("convert_checkpoint_tool", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("tools/convert_checkpoint.py")
     with pytest.raises(SystemExit) as exit_info:
         module.main(["--help"])
     assert exit_info.value.code == 0

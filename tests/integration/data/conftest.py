@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
+from script_loading import load_script
 
 TOOLS = Path(__file__).resolve().parents[3] / "tools"
 
 
 def tool_main(name: str):
     """`tools/<name>.py`'s `main(argv)`, loaded from its file (tools/ is not a package)."""
-    spec = importlib.util.spec_from_file_location(f"{name}_tool", TOOLS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return load_script(f"tools/{name}.py").main
 
 
 @pytest.fixture(scope="session")
