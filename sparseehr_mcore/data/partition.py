@@ -29,27 +29,28 @@ def _splitmix64(x: np.ndarray) -> np.ndarray:
 
 
 def stable_hash64(texts: pl.Series) -> np.ndarray:
-    """uint64 hash of each string (FNV-1a over its UTF-8 bytes, then splitmix64).
-
-    An id repeats once per event of its patient: each distinct string is hashed once.
-    """
+    """uint64 hash of each string (FNV-1a over its UTF-8 bytes, then splitmix64)."""
     array = pa.chunked_array(texts.cast(pl.Utf8).to_arrow()).cast(pa.large_string()).combine_chunks()
     if array.null_count:
         raise ValueError("stable_hash64: null strings have no hash")
-    encoded = pc.dictionary_encode(array)
-    return _hash_distinct(encoded.dictionary)[encoded.indices.to_numpy()]
-
-
-def _hash_distinct(array: pa.LargeStringArray) -> np.ndarray:
     _, offsets_buffer, data_buffer = array.buffers()
     offsets = np.frombuffer(offsets_buffer, dtype=np.int64)[array.offset : array.offset + len(array) + 1]
     data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
     starts, lengths = offsets[:-1], np.diff(offsets)
     hashes = np.full(len(array), FNV_OFFSET, dtype=np.uint64)
+    # Ids come in a few lengths: per length, a strided view of the bytes gathers the strings as a
+    # matrix whose columns are folded in one vector operation each (no loop over strings, no hash
+    # table of distinct ids).
     with np.errstate(over="ignore"):  # multiplication modulo 2^64 is the point
-        for position in range(int(lengths.max()) if len(lengths) else 0):
-            live = np.flatnonzero(lengths > position)
-            hashes[live] = (hashes[live] ^ data[starts[live] + position].astype(np.uint64)) * FNV_PRIME
+        present = np.flatnonzero(np.bincount(lengths)) if len(lengths) else np.zeros(0, np.int64)
+        for length in present[present > 0]:  # "" hashes to FNV_OFFSET
+            rows = np.flatnonzero(lengths == length)
+            characters = np.lib.stride_tricks.as_strided(data, (len(data) - length + 1, length), (1, 1))[starts[rows]]
+            folded = hashes[rows]
+            for column in range(int(length)):
+                folded ^= characters[:, column]
+                folded *= FNV_PRIME
+            hashes[rows] = folded
         return _splitmix64(hashes)
 
 

@@ -65,6 +65,10 @@ class PreprocessConfig:
             raise PreprocessError(f"--min-count must be >= 1, got {self.min_count}")
         if self.workers < 1 or self.num_shards < 1:
             raise PreprocessError("--workers and --num-shards must be >= 1")
+        if not 1 <= self.min_year <= self.max_year <= 9999:
+            raise PreprocessError(
+                f"--min-year {self.min_year} and --max-year {self.max_year}: need 1 <= min-year <= max-year <= 9999"
+            )
         if self.max_age < 0:
             raise PreprocessError(f"--max-age must be >= 0, got {self.max_age}")
         if self.bucket_bytes < 1:

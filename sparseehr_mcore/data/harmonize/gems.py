@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property, partial
 from pathlib import Path
+from typing import NamedTuple
 
 import polars as pl
 
@@ -35,9 +36,9 @@ CMS_FORWARD = ((("*I9gem.txt", "*i9gem.txt"), True), (("gem_i9pcs.txt", "*i9pcs*
 CMS_REVERSE = ((("*I10gem.txt", "*i10gem.txt"), False), (("gem_pcsi9.txt", "*pcsi9*.txt"), False))
 
 
-@dataclass(frozen=True, order=True)
-class GemEntry:
-    """One GEM row for a source code. Flags as CMS defines them."""
+class GemEntry(NamedTuple):
+    """One GEM row for a source code. Flags as CMS defines them. (A named tuple: a GEM has up to
+    70k rows, and a frozen dataclass takes several times longer to build.)"""
 
     target: str
     approximate: bool
@@ -117,8 +118,26 @@ def _load_package_gem(file: str, source: str, target: str) -> GemTable:
 
 
 def _parse_package_gem(data: bytes, source: str, target: str) -> dict[str, tuple[GemEntry, ...]]:
-    reader = csv.DictReader(data.decode("utf-8").splitlines())
-    return _group((row[source], _entry(row[target], row["flags"])) for row in reader)
+    # polars parses, normalises and orders the rows; Python only builds the entries (the csv module
+    # and per-row parsing took 0.15 s for the forward GEM and 0.6 s for the reverse one, in every
+    # process that harmonises an ICD-9 code).
+    flags = pl.col("flags")
+    frame = (
+        pl.read_csv(io.BytesIO(data), columns=[source, target, "flags"], infer_schema=False)
+        .select(
+            source=pl.col(source).str.strip_chars().str.to_uppercase(),
+            target=pl.col(target).str.strip_chars().str.to_uppercase(),
+            approximate=flags.str.slice(0, 1) == "1", no_map=flags.str.slice(1, 1) == "1",
+            combination=flags.str.slice(2, 1) == "1",
+            scenario=flags.str.slice(3, 1).cast(pl.Int64), choice_list=flags.str.slice(4, 1).cast(pl.Int64),
+        )
+        .sort(pl.all())  # code-point order of the sources, then `GemEntry`'s own order
+    )
+    entries = list(map(GemEntry._make, frame.drop("source").iter_rows()))
+    codes = frame["source"]
+    starts = codes.is_first_distinct().arg_true().to_list()
+    return {code: tuple(entries[start:end]) for code, start, end in
+            zip(codes.gather(starts).to_list(), starts, [*starts[1:], len(entries)])}
 
 
 def _count_package_sources(data: bytes, source: str) -> int:

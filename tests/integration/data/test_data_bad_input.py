@@ -104,6 +104,11 @@ def test_missing_table_and_bad_flags_give_messages(tmp_path, preprocess_main, ca
         preprocess_main(["--source", "events", "--input", str(tmp_path / "empty"), "--output-dir", str(tmp_path / "o"),
                          "--split", "0.5,0.6,0.1"])
     assert stopped.value.code == 2 and "summing to 1" in capsys.readouterr().err
+    for years in (["--min-year", "0"], ["--min-year", "2000", "--max-year", "1999"], ["--max-year", "10000"]):
+        with pytest.raises(SystemExit) as stopped:
+            preprocess_main(["--source", "events", "--input", str(tmp_path / "empty"), "--output-dir", str(tmp_path / "o"),
+                             *years])
+        assert stopped.value.code == 2 and "need 1 <= min-year <= max-year <= 9999" in capsys.readouterr().err
     (tmp_path / "o" / "tokenizer").mkdir(parents=True)
     with pytest.raises(SystemExit) as stopped:
         preprocess_main(["--source", "events", "--input", str(tmp_path / "empty"), "--output-dir", str(tmp_path / "o"),
