@@ -7,6 +7,7 @@ install, built-in names are resolved by loading those files by path, so both way
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.metadata
 import importlib.util
@@ -39,15 +40,22 @@ def _load_file(path: Path, module_name: str):
     return module
 
 
+@functools.cache
+def _entry_points() -> tuple[importlib.metadata.EntryPoint, ...]:
+    """The installed plugins' entry points, read once per process: the scan reads every installed
+    distribution's metadata (about 9 ms), and preprocessing resolves the plugin once per bucket."""
+    return tuple(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
+
+
 def available() -> list[str]:
     """Names of installed and built-in plugins."""
-    names = {ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    names = {ep.name for ep in _entry_points()}
     return sorted(names | set(BUILTINS))
 
 
 def resolve(name: str) -> type:
     """The plugin class for `name` (entry point name, built-in name, 'module:Class' or 'file.py:Class')."""
-    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+    for entry_point in _entry_points():
         if entry_point.name == name:
             return entry_point.load()
     if name in BUILTINS:
