@@ -88,10 +88,14 @@ def encode_frames(
     new_day[1:] |= dates[1:] != dates[:-1]
     # Static prefix: ids per key, -1 where the attribute is absent.
     static = np.full((n_patients, len(STATIC_KEYS)), -1, dtype=np.int64)
-    for column, series in enumerate(_static_tokens(patients, static_types)):
-        present = series.is_not_null().to_numpy()
-        if present.any():
-            static[present, column] = _ids(series.drop_nulls(), vocab, unknown, unk)
+    for column, key in enumerate(STATIC_KEYS):
+        # Ids per distinct value (a handful: age bands, sexes, regions), then one lookup.
+        values = patients[key].cast(pl.Utf8)
+        distinct = values.drop_nulls().unique().sort()
+        if distinct.len():
+            ids = _ids(f"{static_types[key]}:" + distinct, vocab, unknown, unk)
+            lookup = dict(zip(distinct.to_list(), ids.tolist()))
+            static[:, column] = values.replace_strict(lookup, default=None, return_dtype=pl.Int64).fill_null(-1).to_numpy()
     n_static = (static >= 0).sum(axis=1)
     n_events = np.bincount(p, minlength=n_patients)
     n_days = np.bincount(p[new_day], minlength=n_patients)
