@@ -262,7 +262,7 @@ def run_preprocess(config: PreprocessConfig, *, phase: str = "all", shard: int |
                 shutil.rmtree(config.work, ignore_errors=True)
     finally:
         if pool is not None:
-            pool.shutdown(cancel_futures=True)
+            pool.shutdown()
 
 
 def merge_outputs(output: Path, work: Path, *, plan: dict, written: list[dict], progress: bool):

@@ -107,7 +107,7 @@ def run_retokenize(config: RetokenizeConfig) -> dict:
             map_ordered(tokenize_one, tasks, pool=pool, desc="tokenize", progress=config.progress)
         finally:
             if pool is not None:
-                pool.shutdown(cancel_futures=True)
+                pool.shutdown()
         written = [read_result(work, "tokenize", b) for b in range(num_buckets)]
         datasets, shard_datasets = merge_outputs(output, work, plan=plan, written=written, progress=config.progress)
         tokenizer = load_tokenizer(work / TOKENIZER_DIR)
