@@ -102,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = parser.add_argument_group("split, parallelism and sharding")
     run.add_argument("--seed", type=int, default=1234, help="seed of the patient-level train/valid/test split")
     run.add_argument("--split", type=_fractions, default="0.9,0.05,0.05", help="train,valid,test fractions")
-    run.add_argument("--workers", type=int, default=1, help="worker processes (output bytes do not depend on it)")
+    run.add_argument("--workers", type=int, default=1,
+                     help="processes working in parallel: this one and N - 1 children (output bytes do not depend on it)")
     run.add_argument("--num-shards", type=int, default=1,
                      help="cut patients into this many hash-range shards and also write one dataset per shard "
                      "under shards/ (for blending); the merged datasets are identical for any shard count")

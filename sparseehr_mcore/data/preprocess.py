@@ -15,12 +15,13 @@ import math
 import os
 import shutil
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
 from sparseehr_mcore.data.indexed import merge_datasets, publish
 from sparseehr_mcore.data.ledger import Ledger, PreprocessError
-from sparseehr_mcore.data.manifest import MANIFEST_FILE, build_manifest, write_json_atomic
+from sparseehr_mcore.data.manifest import MANIFEST_FILE, build_manifest, hash_inputs, write_json_atomic
 from sparseehr_mcore.data.partition import SPLITS
 from sparseehr_mcore.data.progress import phase_bar
 from sparseehr_mcore.data.reading import FilePart, split_file
@@ -116,7 +117,10 @@ def stage(config: PreprocessConfig, *, pool=None) -> dict:
     config.work.mkdir(parents=True)
     tasks = [(config, plan["num_buckets"], i, table, part) for i, (table, part) in enumerate(parts)]
     sizes = [table[2].stat().st_size if part.end is None else part.end - part.start for table, (_, part) in parts]
-    map_ordered(stage_one, tasks, pool=pool, desc="stage", progress=config.progress, sizes=sizes)
+    with ThreadPoolExecutor(1, thread_name_prefix="hash-inputs") as hashing:
+        inputs = hashing.submit(hash_inputs, tables)  # beside the tasks, off the run's serial path
+        map_ordered(stage_one, tasks, pool=pool, desc="stage", progress=config.progress, sizes=sizes)
+        plan["inputs"] = inputs.result()
     _check_empty_tables(config, _stage_ledger(config.work, plan["stage_tasks"]), tables=tables)
     write_json_atomic(config.work / PLAN_FILE, plan)
     return plan
@@ -220,7 +224,7 @@ def finish(config: PreprocessConfig) -> dict:
     (work / TOKENIZER_DIR).rename(output / TOKENIZER_DIR)
     (work / TIMELINES_DIR).rename(output / TIMELINES_DIR)
     manifest = build_manifest(
-        config=config, reader=make_reader(config), tables=plan["tables"], ledger=ledger,
+        config=config, reader=make_reader(config), tables=plan["tables"], inputs=plan["inputs"], ledger=ledger,
         harmoniser=make_harmoniser(config), coverage=coverage, merged=sum(r["merged"] for r in built),
         tokenizer=tokenizer, written=written, datasets=datasets, shard_datasets=shard_datasets,
         num_buckets=plan["num_buckets"], visit_suffix=VISITS_SUFFIX, timelines=TIMELINES_DIR,

@@ -16,8 +16,7 @@ import termios
 
 from sparseehr_mcore.data.cli import build_parser
 
-PHASE_BARS = ("stage: 100%", "build: 100%", "vocab: 100%", "tokenize: 100%", "finish: merge: 100%",
-              "finish: hash inputs: 100%")
+PHASE_BARS = ("stage: 100%", "build: 100%", "vocab: 100%", "tokenize: 100%", "finish: merge: 100%")
 
 
 def run_tool(tool, argv: list[str], *, terminal: bool) -> tuple[int, str, str]:
