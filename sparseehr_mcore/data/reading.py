@@ -22,7 +22,6 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
 from sparseehr_mcore.data.ledger import BadRecordError, Ledger, PreprocessError
 
@@ -39,6 +38,14 @@ def find_table_file(input_dir: Path, stem: str) -> Path | None:
     return matches[0] if matches else None
 
 
+def _parquet():
+    """pyarrow.parquet, imported on first use: it imports ssl, 50 ms in every process of a run,
+    and most inputs are CSV."""
+    import pyarrow.parquet
+
+    return pyarrow.parquet
+
+
 def _is_parquet(path: Path) -> bool:
     return path.name.lower().endswith(PARQUET_SUFFIXES)
 
@@ -53,7 +60,7 @@ def table_columns(path: Path) -> list[str]:
     """The column names in a table file's header or schema."""
     try:
         if _is_parquet(path):
-            return list(pq.ParquetFile(path).schema_arrow.names)
+            return list(_parquet().ParquetFile(path).schema_arrow.names)
         # Only the first line: a malformed row further down must be counted, not fail the header.
         with pa.input_stream(str(path), compression=_compression(path)) as stream:
             first = stream.read(1 << 16).split(b"\n", 1)[0].rstrip(b"\r")
@@ -207,7 +214,7 @@ def _row_numbers(first: int, count: int, malformed: list[int]) -> np.ndarray:
 
 def _parquet_frames(path: Path, spelled: dict[str, str]) -> Iterator[tuple[pl.DataFrame, None, list[int]]]:
     """(text frame, no bad mask, no malformed rows) per Parquet batch: Parquet strings are UTF-8 by format."""
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=list(spelled.values())):
+    for batch in _parquet().ParquetFile(path).iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=list(spelled.values())):
         yield pl.from_arrow(pa.table(batch)).select(pl.all().cast(pl.Utf8)), None, []
 
 
