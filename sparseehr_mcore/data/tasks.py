@@ -7,9 +7,11 @@ nothing but that directory.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import multiprocessing
+import os
 from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -71,9 +73,25 @@ def worker_pool(workers: int, *, config: PreprocessConfig | None) -> WorkerPool 
         executor = ProcessPoolExecutor(children, mp_context=context, initializer=_warm_worker, initargs=(config,))
     # Start every child now (the executor starts one per submitted task): their interpreter start
     # and imports, half a second, then overlap the parent's planning and first task.
-    for _ in range(children):
-        executor.submit(int)
+    with _child_threads(workers):
+        for _ in range(children):
+            executor.submit(int)
     return WorkerPool(executor, children)
+
+
+@contextlib.contextmanager
+def _child_threads(workers: int):
+    """Children started inside get an equal share of the cores for polars' thread pool (read from
+    POLARS_MAX_THREADS when polars is imported), unless the user set it: every process's own pool
+    of all cores would oversubscribe them (threads that spin while they wait for work)."""
+    if "POLARS_MAX_THREADS" in os.environ:
+        yield
+        return
+    os.environ["POLARS_MAX_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
+    try:
+        yield
+    finally:
+        del os.environ["POLARS_MAX_THREADS"]
 
 
 def map_ordered(
