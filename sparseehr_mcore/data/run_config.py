@@ -99,7 +99,10 @@ class PreprocessConfig:
         return Path(self.output_dir) / WORK_DIR
 
 
+@functools.lru_cache(maxsize=4)
 def make_reader(config: PreprocessConfig) -> SourceReader:
+    """One source reader per process and run (cached, like the harmoniser: readers hold only the
+    run's settings, and `staging.empty_cleaned` caches per reader)."""
     cls = SOURCES[config.source]
     kwargs = {"limits": DateLimits(config.min_year, config.max_year), "extra_code_systems": config.extra_code_systems,
               "max_age": config.max_age}

@@ -7,6 +7,7 @@ A large CSV file is staged in parts (`reading.split_file`), one task each, so se
 
 from __future__ import annotations
 
+import functools
 import glob
 from pathlib import Path
 
@@ -61,8 +62,10 @@ def stage_table(
     return ledger
 
 
+@functools.lru_cache(maxsize=16)
 def empty_cleaned(reader: SourceReader, spec: TableSpec) -> pl.DataFrame:
-    """The cleaned schema of `spec` with no rows (for buckets a table has no rows in)."""
+    """The cleaned schema of `spec` with no rows (for buckets a table has no rows in); cached, as
+    every bucket of a run asks for it (cleaning even no rows runs the reader's whole chain)."""
     raw = pl.DataFrame(schema={**{c: pl.Utf8 for c in spec.all_columns}, "_table": pl.Utf8, "_row": pl.Int64})
     return reader.clean(spec.name, raw, Ledger())
 
