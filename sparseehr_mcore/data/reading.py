@@ -86,12 +86,37 @@ def resolve_columns(path: Path, wanted: list[str], optional: tuple[str, ...] = (
     return {name: by_lower[name.lower()] for name in [*wanted, *found]}
 
 
-def _decode_utf8(batch: pa.RecordBatch) -> tuple[pl.DataFrame, pl.Series | None]:
-    """Text columns from binary ones, plus a mask of rows that held invalid UTF-8 (None: no such row)."""
-    columns, bad = {}, None
+# First or last bytes that may begin or end a value `str.strip_chars` changes: ASCII whitespace
+# (Unicode White_Space below 0x80) and any non-ASCII byte (other White_Space characters are).
+_MAY_STRIP = np.zeros(256, dtype=bool)
+_MAY_STRIP[[9, 10, 11, 12, 13, 32]] = True
+_MAY_STRIP[0x80:] = True
+
+
+def _needs_strip(array: pa.StringArray) -> bool:
+    """Whether stripping could change a value of `array` or leave one empty; False lets a batch
+    skip `strip_chars` for the column (most values have no surrounding space)."""
+    _, offsets_buffer, data_buffer = array.buffers()
+    offsets = np.frombuffer(offsets_buffer, dtype=np.int32)[array.offset : array.offset + len(array) + 1]
+    starts, ends = offsets[:-1], offsets[1:]
+    filled = ends > starts
+    if data_buffer is None or not filled.any():
+        return bool(array.null_count < len(array))  # only empty strings (or nulls): let the strip decide
+    if (~filled).sum() > array.null_count:  # an empty, non-null string: it must become null
+        return True
+    data = np.frombuffer(data_buffer, dtype=np.uint8)
+    return bool(_MAY_STRIP[data[starts[filled]]].any() or _MAY_STRIP[data[ends[filled] - 1]].any())
+
+
+def _decode_utf8(batch: pa.RecordBatch) -> tuple[pl.DataFrame, pl.Series | None, set[str]]:
+    """Text columns from binary ones, a mask of rows that held invalid UTF-8 (None: no such row),
+    and the columns that need no stripping."""
+    columns, bad, stripped = {}, None, set()
     for name, column in zip(batch.schema.names, batch.columns):
         try:
             columns[name] = pc.cast(column, pa.string())
+            if not _needs_strip(columns[name]):
+                stripped.add(name)
             continue
         except pa.ArrowInvalid:
             pass
@@ -109,7 +134,7 @@ def _decode_utf8(batch: pa.RecordBatch) -> tuple[pl.DataFrame, pl.Series | None]
         columns[name] = pa.array(decoded, pa.string())
         flag_series = pl.Series(flags, dtype=pl.Boolean)
         bad = flag_series if bad is None else (bad | flag_series)
-    return pl.from_arrow(pa.table(columns)), bad
+    return pl.from_arrow(pa.table(columns)), bad, stripped
 
 
 @dataclass(frozen=True)
@@ -186,12 +211,13 @@ def iter_table(
     else:
         decoded = _csv_frames(path, table=table, spelled=spelled, ledger=ledger, part=part)
     next_row = part.first_row
-    for frame, bad, malformed in decoded:
+    for frame, bad, malformed, stripped in decoded:
         rows = _row_numbers(next_row, frame.height, malformed)
         frame = (
             frame.rename({spelled[name]: name for name in columns})
             .select(columns)
-            .with_columns([pl.col(name).str.strip_chars().replace("", None) for name in columns])
+            .with_columns([pl.col(name).str.strip_chars().replace("", None) for name in columns
+                           if spelled[name] not in stripped])
             .with_columns(*[pl.lit(None, pl.Utf8).alias(name) for name in absent])
             .with_columns(_table=pl.lit(table), _row=pl.Series(rows, dtype=pl.Int64))
         )
@@ -208,22 +234,26 @@ def _row_numbers(first: int, count: int, malformed: list[int]) -> np.ndarray:
     (which the parser drops from its batches)."""
     # `malformed` is in file order and grows for the whole read: look only past `first`.
     skipped = np.array(malformed[bisect.bisect_left(malformed, first):], dtype=np.int64)
+    if not len(skipped):
+        return np.arange(first, first + count, dtype=np.int64)
     candidates = np.arange(first, first + count + len(skipped), dtype=np.int64)
     return candidates[~np.isin(candidates, skipped)][:count]
 
 
-def _parquet_frames(path: Path, spelled: dict[str, str]) -> Iterator[tuple[pl.DataFrame, None, list[int]]]:
-    """(text frame, no bad mask, no malformed rows) per Parquet batch: Parquet strings are UTF-8 by format."""
+def _parquet_frames(path: Path, spelled: dict[str, str]) -> Iterator[tuple[pl.DataFrame, None, list[int], set[str]]]:
+    """(text frame, no bad mask, no malformed rows, no column known stripped) per Parquet batch:
+    Parquet strings are UTF-8 by format."""
     for batch in _parquet().ParquetFile(path).iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=list(spelled.values())):
-        yield pl.from_arrow(pa.table(batch)).select(pl.all().cast(pl.Utf8)), None, []
+        yield pl.from_arrow(pa.table(batch)).select(pl.all().cast(pl.Utf8)), None, [], set()
 
 
 def _csv_frames(path: Path, *, table: str, spelled: dict[str, str], ledger: Ledger, part: FilePart):
-    """(text frame, non-UTF-8 mask, row numbers of the malformed rows met so far) per CSV block."""
+    """(text frame, non-UTF-8 mask, row numbers of the malformed rows met so far, columns that need
+    no stripping) per CSV block."""
     batches, malformed = _csv_batches(path, table=table, spelled=spelled, ledger=ledger, part=part)
     for batch in batches:
-        frame, bad = _decode_utf8(batch)
-        yield frame, bad, malformed
+        frame, bad, stripped = _decode_utf8(batch)
+        yield frame, bad, malformed, stripped
 
 
 def _csv_source(path: Path, part: FilePart) -> tuple[pa.NativeFile, list[str] | None]:

@@ -175,7 +175,11 @@ def normalise_systems(
     # A column holds a handful of spellings: resolve each once, then replace them all.
     spellings = frame.get_column(column).unique().drop_nulls().to_list()
     resolved = {spelling: aliases.get(_system_key(spelling)) for spelling in spellings}
-    frame = frame.with_columns(system=pl.col(column).replace_strict(resolved, default=None, return_dtype=pl.Utf8))
+    if all(spelling == system for spelling, system in resolved.items()):  # spelled our way already
+        system = pl.col(column)
+    else:
+        system = pl.col(column).replace_strict(resolved, default=None, return_dtype=pl.Utf8)
+    frame = frame.with_columns(system=system)
     return ledger.drop_where(frame, pl.col("system").is_null(), "unknown_code_system")
 
 
