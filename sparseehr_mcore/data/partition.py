@@ -75,4 +75,4 @@ def split_of(ids: pl.Series, *, seed: int, fractions: tuple[float, float, float]
     # 53 bits: the fraction is exact in a float64.
     fraction = (stable_hash64(seeded) >> np.uint64(11)).astype(np.float64) / float(1 << 53)
     which = np.minimum(np.searchsorted(np.cumsum(fractions), fraction, side="right"), len(SPLITS) - 1)
-    return pl.Series("split", np.array(SPLITS)[which] if len(ids) else [], dtype=pl.Utf8)
+    return pl.Series("split", SPLITS, dtype=pl.Utf8).gather(which) if len(ids) else pl.Series("split", [], dtype=pl.Utf8)
