@@ -13,7 +13,6 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
 
 SPLITS = ("train", "valid", "test")
 FNV_OFFSET = np.uint64(0xCBF29CE484222325)

@@ -111,12 +111,12 @@ def _needs_strip(array: pa.StringArray) -> bool:
 def _decode_utf8(batch: pa.RecordBatch) -> tuple[pl.DataFrame, pl.Series | None, set[str]]:
     """Text columns from binary ones, a mask of rows that held invalid UTF-8 (None: no such row),
     and the columns that need no stripping."""
-    columns, bad, stripped = {}, None, set()
+    columns, bad, plain = {}, None, set()
     for name, column in zip(batch.schema.names, batch.columns):
         try:
             columns[name] = pc.cast(column, pa.string())
             if not _needs_strip(columns[name]):
-                stripped.add(name)
+                plain.add(name)
             continue
         except pa.ArrowInvalid:
             pass
@@ -134,7 +134,7 @@ def _decode_utf8(batch: pa.RecordBatch) -> tuple[pl.DataFrame, pl.Series | None,
         columns[name] = pa.array(decoded, pa.string())
         flag_series = pl.Series(flags, dtype=pl.Boolean)
         bad = flag_series if bad is None else (bad | flag_series)
-    return pl.from_arrow(pa.table(columns)), bad, stripped
+    return pl.from_arrow(pa.table(columns)), bad, plain
 
 
 @dataclass(frozen=True)
@@ -211,13 +211,13 @@ def iter_table(
     else:
         decoded = _csv_frames(path, table=table, spelled=spelled, ledger=ledger, part=part)
     next_row = part.first_row
-    for frame, bad, malformed, stripped in decoded:
+    for frame, bad, malformed, plain in decoded:
         rows = _row_numbers(next_row, frame.height, malformed)
         frame = (
             frame.rename({spelled[name]: name for name in columns})
             .select(columns)
             .with_columns([pl.col(name).str.strip_chars().replace("", None) for name in columns
-                           if spelled[name] not in stripped])
+                           if spelled[name] not in plain])
             .with_columns(*[pl.lit(None, pl.Utf8).alias(name) for name in absent])
             .with_columns(_table=pl.lit(table), _row=pl.Series(rows, dtype=pl.Int64))
         )
@@ -241,7 +241,7 @@ def _row_numbers(first: int, count: int, malformed: list[int]) -> np.ndarray:
 
 
 def _parquet_frames(path: Path, spelled: dict[str, str]) -> Iterator[tuple[pl.DataFrame, None, list[int], set[str]]]:
-    """(text frame, no bad mask, no malformed rows, no column known stripped) per Parquet batch:
+    """(text frame, no bad mask, no malformed rows, no column known plain) per Parquet batch:
     Parquet strings are UTF-8 by format."""
     for batch in _parquet().ParquetFile(path).iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=list(spelled.values())):
         yield pl.from_arrow(pa.table(batch)).select(pl.all().cast(pl.Utf8)), None, [], set()
@@ -252,8 +252,8 @@ def _csv_frames(path: Path, *, table: str, spelled: dict[str, str], ledger: Ledg
     no stripping) per CSV block."""
     batches, malformed = _csv_batches(path, table=table, spelled=spelled, ledger=ledger, part=part)
     for batch in batches:
-        frame, bad, stripped = _decode_utf8(batch)
-        yield frame, bad, malformed, stripped
+        frame, bad, plain = _decode_utf8(batch)
+        yield frame, bad, malformed, plain
 
 
 def _csv_source(path: Path, part: FilePart) -> tuple[pa.NativeFile, list[str] | None]:

@@ -87,7 +87,8 @@ def _child_threads(workers: int):
     if "POLARS_MAX_THREADS" in os.environ:
         yield
         return
-    os.environ["POLARS_MAX_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    os.environ["POLARS_MAX_THREADS"] = str(max(1, cores // workers))
     try:
         yield
     finally:

@@ -13,7 +13,6 @@ Each direction has a reverse GEM (ICD-10 to ICD-9), used where the forward one h
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import importlib.metadata
 import importlib.resources
