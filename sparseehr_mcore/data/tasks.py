@@ -124,12 +124,18 @@ def map_ordered(
 def _share_tasks(function, items: list, pool: WorkerPool, finished) -> None:
     """Run `items` in order of index, one at a time in each child and in a thread of this process;
     whichever finishes takes the next (the dispatching thread only waits, so no one idles while a
-    task waits in a queue)."""
+    task waits in a queue).
+
+    After a task fails no new one starts; once the running ones are done, the failure of the
+    lowest index is raised. Every task before it had started, so that is the error a run in one
+    process would stop at (`--strict` names the same first bad row however the work was shared).
+    """
     pending = iter(range(len(items)))
     running: dict = {}  # future -> (item index, executor)
+    failures: dict[int, BaseException] = {}
 
     def give(executor) -> None:
-        index = next(pending, None)
+        index = None if failures else next(pending, None)
         if index is not None:
             running[executor.submit(function, items[index])] = (index, executor)
 
@@ -140,8 +146,13 @@ def _share_tasks(function, items: list, pool: WorkerPool, finished) -> None:
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
                 index, executor = running.pop(future)
-                finished(index, future.result())
+                if future.exception() is not None:
+                    failures[index] = future.exception()
+                else:
+                    finished(index, future.result())
                 give(executor)
+    if failures:
+        raise failures[min(failures)]
 
 
 def result_path(work: Path, phase: str, index: int) -> Path:

@@ -78,6 +78,18 @@ def test_strict_stops_at_the_first_bad_row_with_its_location(tmp_path, preproces
     assert not list(out.glob("*.bin")) and not (out / ".work").exists()
 
 
+def test_strict_with_workers_names_the_first_bad_row_in_task_order(tmp_path, preprocess_main, capsys):
+    """The patients table fails fast and the long events table late; the events table's row is
+    first in task order, so it is the one named, however the processes share the tasks."""
+    events = [EVENTS[0], *[b"p1,2020-01-01,ICD10CM,I10"] * 20000, EVENTS[3]]  # bad date: data row 20001
+    tables = write_tables(tmp_path / "in", events=events, patients=[PATIENTS[0], b",F,1950,NE"])
+    with pytest.raises(SystemExit) as stopped:
+        preprocess_main(["--source", "events", "--input", str(tables), "--output-dir", str(tmp_path / "o"),
+                         "--strict", "--workers", "2"])
+    assert stopped.value.code == 2
+    assert "events.csv: data row 20001: bad_date" in capsys.readouterr().err
+
+
 def test_strict_names_malformed_rows_by_line(tmp_path, preprocess_main, capsys):
     tables = write_tables(tmp_path / "in", events=EVENTS[:2] + [EVENTS[8]], patients=PATIENTS[:2])
     with pytest.raises(SystemExit):
