@@ -135,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="rounds per cohort; each times the bare polars pipeline, then every worker count")
     parser.add_argument("--keep", type=Path, default=None, help="generate into this directory and keep it")
     args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     root = args.keep or Path(tempfile.mkdtemp(prefix="sparseehr-bench-"))
     worker_counts = [int(w) for w in args.workers.split(",")]
     best_rate = None
