@@ -249,7 +249,7 @@ def run_preprocess(config: PreprocessConfig, *, phase: str = "all", shard: int |
         raise PreprocessError(str(err)) from None
     if phase in ("vocab", "finish"):
         return {"vocab": vocab, "finish": finish}[phase](config)
-    pool = worker_pool(config.workers, config=config)
+    pool = worker_pool(config.workers)
     try:
         if phase == "stage":
             return stage(config, pool=pool)

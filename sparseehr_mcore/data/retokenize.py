@@ -102,7 +102,7 @@ def run_retokenize(config: RetokenizeConfig) -> dict:
         plan = {"num_shards": manifest["num_shards"], "per_shard": num_buckets // manifest["num_shards"],
                 "num_buckets": num_buckets}
         tasks = [(work, source / TIMELINES_DIR, work / TOKENIZER_DIR, b) for b in range(num_buckets)]
-        pool = worker_pool(config.workers, config=None)
+        pool = worker_pool(config.workers)
         try:
             map_ordered(tokenize_one, tasks, pool=pool, desc="tokenize", progress=config.progress)
         finally:

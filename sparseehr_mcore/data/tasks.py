@@ -37,12 +37,6 @@ from sparseehr_mcore.tokenization.registry import resolve
 Table = tuple[str, str, Path]  # (spec name, ledger table name, file)
 
 
-def _warm_worker(config: PreprocessConfig) -> None:
-    """Pay a worker's fixed cost (the GEM index) at start-up, while the stage phase, which has one
-    task per input file, leaves workers idle."""
-    make_harmoniser(config)
-
-
 @dataclass(frozen=True)
 class WorkerPool:
     """The child processes of a run with `--workers N`: N - 1 of them, because the calling process
@@ -56,21 +50,17 @@ class WorkerPool:
         self.executor.shutdown(cancel_futures=True)
 
 
-def worker_pool(workers: int, *, config: PreprocessConfig | None) -> WorkerPool | None:
+def worker_pool(workers: int) -> WorkerPool | None:
     """Spawned child processes (fork is unsafe with polars' threads), or None for in-process work.
 
     An executor rather than `multiprocessing.Pool`: a worker that dies raises `BrokenProcessPool`
-    instead of being replaced silently while the run waits forever. Workers of a run with a
-    `config` build its harmoniser at start-up; a re-tokenizing run (None) needs none.
+    instead of being replaced silently while the run waits forever. (Children need no warm-up:
+    the GEMs, their one fixed cost, are parsed on first use, and only where a code needs them.)
     """
     if workers == 1:
         return None
-    context = multiprocessing.get_context("spawn")
     children = workers - 1
-    if config is None:
-        executor = ProcessPoolExecutor(children, mp_context=context)
-    else:
-        executor = ProcessPoolExecutor(children, mp_context=context, initializer=_warm_worker, initargs=(config,))
+    executor = ProcessPoolExecutor(children, mp_context=multiprocessing.get_context("spawn"))
     # Start every child now (the executor starts one per submitted task): their interpreter start
     # and imports, half a second, then overlap the parent's planning and first task.
     with _child_threads(workers):
